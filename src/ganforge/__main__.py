@@ -1,0 +1,5 @@
+import sys
+
+from ganforge.cli.main import main
+
+sys.exit(main())
