@@ -1,0 +1,178 @@
+"""Every training setting in one dataclass, validated once, saved into the run as YAML.
+
+CLI flags and YAML keys map one to one onto the fields (`--latent-dim` is `latent_dim`). Fields
+left as None are chosen for the data and loss by `resolve()`, and the resolved values are what
+the run directory records, so `ganforge train --config runs/NAME/config.yaml` replays a run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ganforge.errors import ConfigError
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda")
+OPTIMIZERS = ("adam", "rmsprop")
+D_NORMS = ("batch", "layer", "none")
+
+# Defaults chosen per built-in dataset (values a user leaves unset). Anything else gets GENERIC.
+PRESETS: dict[str, dict[str, Any]] = {
+    "digits": {"resolution": 16, "steps": 2000},
+    "ring8": {"steps": 3000, "batch": 256},
+    "grid25": {"steps": 3000, "batch": 256},
+}
+GENERIC = {"steps": 5000}
+
+# What each loss family trains with when the user does not say (from the papers that introduced them).
+LOSS_DEFAULTS: dict[str, dict[str, Any]] = {
+    "wgan": {"optimizer": "rmsprop", "lr": 5e-5, "d_steps": 5},
+    "wgan-gp": {"optimizer": "adam", "lr": 1e-4, "betas": (0.0, 0.9), "d_steps": 5, "d_norm": "layer"},
+}
+COMMON_DEFAULTS = {"optimizer": "adam", "lr": 2e-4, "betas": (0.5, 0.999), "d_steps": 1, "d_norm": "batch"}
+
+
+def _f(default, help: str, **meta):
+    return field(default=default, metadata={"help": help, **meta})
+
+
+@dataclass
+class TrainConfig:
+    # what to learn
+    data: str = _f("digits", "dataset name (digits, ring8, grid25, mnist, fashion-mnist) or a folder of images")
+    data_dir: str | None = _f(None, "folder holding IDX files for mnist / fashion-mnist")
+    resolution: int | None = _f(None, "square image size to train at (default: the dataset's own, 64 for folders)")
+    # the networks and the game
+    model: str | None = _f(None, "mlp or dcgan (default: mlp for 2-D points, dcgan for images)")
+    latent_dim: int = _f(64, "size of the noise vector z")
+    width: int | None = _f(None, "network width: dcgan base channels (64), mlp hidden units (256 / 512)")
+    d_norm: str | None = _f(None, "D normalisation for dcgan: batch, layer or none (wgan-gp: layer)")
+    loss: str = _f("nonsaturating", "minimax, nonsaturating, wgan, wgan-gp, hinge, lsgan or ragan")
+    d_steps: int | None = _f(None, "D updates per G update (1; 5 for Wasserstein losses)")
+    g_steps: int = _f(1, "G updates after each round of D updates")
+    # optimisation
+    optimizer: str | None = _f(None, "adam or rmsprop (wgan: rmsprop)")
+    lr: float | None = _f(None, "learning rate of G (2e-4; wgan 5e-5; wgan-gp 1e-4)")
+    lr_d: float | None = _f(None, "learning rate of D (default: the same as --lr)")
+    betas: tuple[float, float] | None = _f(None, "Adam betas (0.5 0.999; wgan-gp 0 0.9)", nargs=2)
+    batch: int | None = _f(None, "images per batch (64; 256 for 2-D points)")
+    # how long
+    steps: int | None = _f(None, "number of G updates (the training step count)")
+    epochs: float | None = _f(None, "train for this many passes over the data instead of --steps")
+    seed: int = _f(0, "random seed: the same seed and settings give the same run")
+    # where and how fast
+    device: str = _f("auto", "auto (a GPU when there is one), cpu or cuda")
+    precision: str = _f("fp32", "fp32, bf16 or fp16 (autocast)")
+    # what gets written
+    out: str | None = _f(None, "run directory (default: runs/DATA-TIMESTAMP)")
+    log_every: int = _f(50, "steps between metric lines (and the only host syncs)")
+    sample_every: int | None = _f(None, "steps between sample grids (default: about 20 per run)")
+    checkpoint_every: int | None = _f(None, "steps between checkpoints (default: about 5 per run)")
+    keep_checkpoints: int = _f(3, "how many recent checkpoints to keep")
+    quiet: bool = _f(False, "plain log lines instead of a progress bar")
+
+    # ---------------------------------------------------------------- loading and saving
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown setting(s) {', '.join(unknown)}: valid ones are {', '.join(sorted(known))}")
+        if values.get("betas") is not None:
+            values = {**values, "betas": tuple(values["betas"])}
+        return cls(**values)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "TrainConfig":
+        import yaml
+
+        try:
+            values = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist: pass the path of a config.yaml") from None
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            raise ConfigError(f"config file {path} is not valid YAML ({str(e).splitlines()[0]}): fix or regenerate it") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of setting: value")
+        return cls.from_dict(values)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        if d["betas"] is not None:
+            d["betas"] = list(d["betas"])
+        return d
+
+    def save(self, path: Path) -> None:
+        import yaml
+
+        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    # ---------------------------------------------------------------- validation
+    def validate(self) -> "TrainConfig":
+        from ganforge.losses import LOSSES
+        from ganforge.models import MODELS
+
+        def positive(name, integer=True):
+            v = getattr(self, name)
+            if v is None:
+                return
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)):
+                raise ConfigError(f"--{name.replace('_', '-')} must be a {'whole ' if integer else ''}number, got {v!r}")
+            if not math.isfinite(v) or v <= 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be greater than 0, got {v}")
+
+        for name in ("latent_dim", "width", "d_steps", "g_steps", "batch", "steps", "resolution",
+                     "log_every", "sample_every", "checkpoint_every", "keep_checkpoints"):
+            positive(name)
+        for name in ("lr", "lr_d", "epochs"):
+            positive(name, integer=False)
+        if not isinstance(self.data, str) or not self.data:
+            raise ConfigError("--data must name a dataset or a folder")
+        choices = {"loss": LOSSES, "model": MODELS, "precision": PRECISIONS, "device": DEVICES,
+                   "optimizer": OPTIMIZERS, "d_norm": D_NORMS}
+        for name, valid in choices.items():
+            v = getattr(self, name)
+            if name == "model" and v == "custom":  # the user's own modules, recorded so the run says so
+                continue
+            if v is not None and v not in valid:
+                raise ConfigError(f"unknown {name.replace('_', ' ')} '{v}': use one of {', '.join(valid)}")
+        if self.steps is not None and self.epochs is not None:
+            raise ConfigError("--steps and --epochs both given: pass only one")
+        if self.betas is not None:
+            if len(self.betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in self.betas):
+                raise ConfigError(f"--betas must be two numbers in [0, 1), got {self.betas}")
+        return self
+
+    def preset(self) -> dict[str, Any]:
+        """The defaults of this config's dataset."""
+        return PRESETS.get(self.data, GENERIC)
+
+    def resolve(self, dataset_size: int, sample_shape: tuple[int, ...]) -> "TrainConfig":
+        """Fill every unset field from the dataset's preset and the loss's defaults; validate."""
+        self.validate()
+        image = len(sample_shape) == 3
+        preset = {"model": "dcgan" if image else "mlp", **self.preset(), "resolution": sample_shape[-1] if image else None}
+        chosen = {**COMMON_DEFAULTS, **LOSS_DEFAULTS.get(self.loss, {}), **preset}
+        filled = {k: v for k, v in chosen.items() if k in self.__dataclass_fields__ and getattr(self, k) is None}
+        cfg = self.replace(**filled)
+        if cfg.batch is None:
+            cfg.batch = 64
+        if cfg.lr_d is None:
+            cfg.lr_d = cfg.lr
+        if cfg.epochs is not None:  # one epoch = every real sample seen once by D
+            cfg.steps = max(1, math.ceil(cfg.epochs * dataset_size / (cfg.batch * cfg.d_steps)))
+            cfg.epochs = None  # recorded as the step count it stands for
+        elif cfg.steps is None:
+            cfg.steps = GENERIC["steps"]
+        if cfg.sample_every is None:
+            cfg.sample_every = max(1, cfg.steps // 20)
+        if cfg.checkpoint_every is None:
+            cfg.checkpoint_every = max(1, cfg.steps // 5)
+        return cfg.validate()

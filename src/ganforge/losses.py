@@ -1,0 +1,178 @@
+"""GAN losses, written on D's raw outputs (logits), never on probabilities, so no log(0) can occur.
+
+Each loss is a small object with two formulas: `d_loss` (what D minimises in the D step) and
+`g_loss` (what G minimises in the G step). Which network learns in which step is decided in
+`ganforge.train.step`; here is only the arithmetic. Notation: r = D(x) on real data, f = D(G(z))
+on fakes, sigma the logistic sigmoid, and softplus(t) = log(1 + e^t), so that
+-log sigma(t) = softplus(-t) and -log(1 - sigma(t)) = softplus(t).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ganforge.errors import ConfigError
+
+
+class GANLoss:
+    name = ""
+    #: Wasserstein critics are trained with several D steps per G step and their own optimiser
+    #: settings; the config fills those in when the user leaves them unset.
+    wasserstein = False
+    #: D "says real" when its output exceeds this; None means halfway between the batch means
+    #: (a critic's scores have no absolute scale).
+    threshold: float | None = 0.0
+    #: Needs D's output on real data in the G step too (relativistic losses).
+    uses_real_in_g = False
+
+    def d_loss(self, r: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def g_loss(self, f: torch.Tensor, r: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def penalty(self, D, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | None:
+        """Extra D-step term that needs D itself (gradient penalty); None when there is none."""
+        return None
+
+    def after_d_step(self, D) -> None:
+        """Hook for constraints applied to D's weights after its update (weight clipping)."""
+
+    def readout(self, logits: torch.Tensor) -> torch.Tensor:
+        """D's output as a user reads it: a probability for classifier-style losses."""
+        return torch.sigmoid(logits)
+
+    def accuracy(self, r: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        """Fraction of real and fake items D classifies correctly; 0.5 means D cannot tell."""
+        t = self.threshold if self.threshold is not None else (r.mean() + f.mean()) / 2
+        return ((r > t).float().mean() + (f <= t).float().mean()) / 2
+
+
+class Minimax(GANLoss):
+    """The original game (Goodfellow et al. 2014).
+    D: -log sigma(r) - log(1 - sigma(f)) = softplus(-r) + softplus(f), i.e. BCE(D(x), 1) + BCE(D(G(z)), 0).
+    G: log(1 - sigma(f)) = -softplus(f). Saturates when D confidently rejects fakes: G's gradient vanishes.
+    """
+
+    name = "minimax"
+
+    def d_loss(self, r, f):
+        return F.softplus(-r).mean() + F.softplus(f).mean()
+
+    def g_loss(self, f, r=None):
+        return -F.softplus(f).mean()
+
+
+class NonSaturating(Minimax):
+    """Minimax D; G maximises log sigma(f) instead: G: -log sigma(f) = softplus(-f) = BCE(D(G(z)), 1).
+    Same fixed point, strong gradients early on: the seeds' "push D's output on fakes towards 1"."""
+
+    name = "nonsaturating"
+
+    def g_loss(self, f, r=None):
+        return F.softplus(-f).mean()
+
+
+class WGAN(GANLoss):
+    """Wasserstein GAN (Arjovsky et al. 2017) with weight clipping to keep the critic Lipschitz.
+    D (critic): mean(f) - mean(r).  G: -mean(f).  After each D step every weight is clipped to [-c, c], c = 0.01."""
+
+    name = "wgan"
+    wasserstein = True
+    threshold = None
+
+    def __init__(self, clip: float = 0.01):
+        self.clip = clip
+
+    def d_loss(self, r, f):
+        return f.mean() - r.mean()
+
+    def g_loss(self, f, r=None):
+        return -f.mean()
+
+    def after_d_step(self, D):
+        with torch.no_grad():
+            for p in D.parameters():
+                p.clamp_(-self.clip, self.clip)
+
+    def readout(self, logits):
+        return logits
+
+
+class WGANGP(WGAN):
+    """WGAN with gradient penalty (Gulrajani et al. 2017) instead of clipping.
+    D: mean(f) - mean(r) + lambda * E[(||grad D(x_hat)||_2 - 1)^2], x_hat = eps * x + (1 - eps) * G(z), lambda = 10.
+    G: -mean(f)."""
+
+    name = "wgan-gp"
+
+    def __init__(self, weight: float = 10.0):
+        self.weight = weight
+
+    def after_d_step(self, D):
+        pass
+
+    def penalty(self, D, real, fake):
+        eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+        mixed = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+        (grad,) = torch.autograd.grad(D(mixed).sum(), mixed, create_graph=True)
+        return self.weight * (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+
+class Hinge(GANLoss):
+    """Hinge loss (Lim & Ye 2017; used by SNGAN, BigGAN).
+    D: mean(relu(1 - r)) + mean(relu(1 + f)).  G: -mean(f)."""
+
+    name = "hinge"
+
+    def d_loss(self, r, f):
+        return F.relu(1 - r).mean() + F.relu(1 + f).mean()
+
+    def g_loss(self, f, r=None):
+        return -f.mean()
+
+
+class LSGAN(GANLoss):
+    """Least squares GAN (Mao et al. 2017), targets a = 0 (fake), b = c = 1 (real).
+    D: 0.5 * mean((r - 1)^2) + 0.5 * mean(f^2).  G: 0.5 * mean((f - 1)^2). D's output is read directly, 0.5 separates."""
+
+    name = "lsgan"
+    threshold = 0.5
+
+    def d_loss(self, r, f):
+        return 0.5 * (r - 1).pow(2).mean() + 0.5 * f.pow(2).mean()
+
+    def g_loss(self, f, r=None):
+        return 0.5 * (f - 1).pow(2).mean()
+
+    def readout(self, logits):
+        return logits
+
+
+class RelativisticAverage(GANLoss):
+    """Relativistic average GAN (Jolicoeur-Martineau 2019): D judges whether real data looks more
+    real than the average fake. With r~ = r - mean(f) and f~ = f - mean(r):
+    D: softplus(-r~) + softplus(f~).  G: softplus(r~) + softplus(-f~) (the roles swapped), so G
+    also learns from D's output on real data."""
+
+    name = "ragan"
+    uses_real_in_g = True
+
+    def d_loss(self, r, f):
+        return F.softplus(-(r - f.mean())).mean() + F.softplus(f - r.mean()).mean()
+
+    def g_loss(self, f, r=None):
+        if r is None:
+            raise ValueError("the relativistic loss needs D's output on real data in the G step")
+        return F.softplus(r - f.mean()).mean() + F.softplus(-(f - r.mean())).mean()
+
+
+LOSSES = {cls.name: cls for cls in (Minimax, NonSaturating, WGAN, WGANGP, Hinge, LSGAN, RelativisticAverage)}
+
+
+def get_loss(name: str) -> GANLoss:
+    try:
+        return LOSSES[name]()
+    except KeyError:
+        raise ConfigError(f"unknown loss '{name}': use one of {', '.join(LOSSES)}") from None

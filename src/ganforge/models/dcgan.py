@@ -1,0 +1,92 @@
+"""DCGAN (Radford et al. 2016): transposed-conv G, strided-conv D, BatchNorm, LeakyReLU in D,
+weights drawn from N(0, 0.02).
+
+Any square resolution r = b * 2^n with b in 4..7 and 8 <= r <= 128 works (28 = 7 * 4, 64 = 4 * 16):
+G starts from a b x b map and doubles n times; D mirrors it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ganforge.errors import ConfigError
+
+SUPPORTED = sorted({b * 2 ** n for b in range(4, 8) for n in range(1, 6) if 8 <= b * 2 ** n <= 128})
+
+
+def check_image_shape(shape: tuple[int, ...]) -> None:
+    if len(shape) != 3:
+        raise ConfigError("the dcgan model needs image data: use --model mlp for 2-D points")
+    _, h, w = shape
+    if h != w or h not in SUPPORTED:
+        raise ConfigError(f"dcgan cannot build for {h}x{w} images: pass --resolution with one of "
+                          f"{', '.join(map(str, SUPPORTED))}")
+
+
+def plan(resolution: int) -> tuple[int, int]:
+    """(base size b, number of doublings n) with b * 2^n == resolution."""
+    for n in range(5, 0, -1):
+        b, rest = divmod(resolution, 2 ** n)
+        if rest == 0 and 4 <= b <= 7:
+            return b, n
+    raise ConfigError(f"unsupported resolution {resolution}: use one of {', '.join(map(str, SUPPORTED))}")
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """The DCGAN paper's initialisation: conv weights N(0, 0.02), norm scales N(1, 0.02), biases 0."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+class DCGANGenerator(nn.Module):
+    def __init__(self, latent_dim: int, out_shape: tuple[int, int, int], width: int = 64):
+        super().__init__()
+        channels, resolution, _ = out_shape
+        base, doublings = plan(resolution)
+        self.latent_dim = latent_dim
+        widths = [width * 2 ** i for i in reversed(range(doublings))]  # e.g. 512, 256, 128, 64 for 64x64
+        layers = [nn.ConvTranspose2d(latent_dim, widths[0], base, 1, 0, bias=False),
+                  nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)]
+        for c_in, c_out in zip(widths, widths[1:]):
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+        layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1, bias=False), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        self.apply(dcgan_init)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z.view(z.shape[0], -1, 1, 1))
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """BatchNorm as in DCGAN; 'layer' (GroupNorm with one group) or 'none' where per-sample
+    gradients must not mix across the batch, as with the WGAN-GP penalty."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "layer":
+        return nn.GroupNorm(1, channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ConfigError(f"unknown D normalisation '{kind}': use batch, layer or none")
+
+
+class DCGANDiscriminator(nn.Module):
+    def __init__(self, in_shape: tuple[int, int, int], width: int = 64, norm: str = "batch"):
+        super().__init__()
+        channels, resolution, _ = in_shape
+        base, doublings = plan(resolution)
+        widths = [width * 2 ** i for i in range(doublings)]  # e.g. 64, 128, 256, 512 for 64x64
+        layers = [nn.Conv2d(channels, widths[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
+        for c_in, c_out in zip(widths, widths[1:]):
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), norm_layer(norm, c_out), nn.LeakyReLU(0.2, inplace=True)]
+        layers.append(nn.Conv2d(widths[-1], 1, base, 1, 0, bias=False))
+        self.net = nn.Sequential(*layers)
+        self.apply(dcgan_init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).view(-1)

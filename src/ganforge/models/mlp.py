@@ -1,0 +1,41 @@
+"""Fully connected G and D: the right size for 2-D mixtures and for tiny images such as 8x8 digits."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class MLPGenerator(nn.Module):
+    def __init__(self, latent_dim: int, out_shape: tuple[int, ...], hidden: int = 256, layers: int = 3):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.out_shape = tuple(out_shape)
+        self.is_image = len(out_shape) == 3
+        blocks, width = [], latent_dim
+        for _ in range(layers):
+            blocks += [nn.Linear(width, hidden), nn.ReLU(inplace=True)]
+            width = hidden
+        blocks.append(nn.Linear(width, math.prod(out_shape)))
+        if self.is_image:
+            blocks.append(nn.Tanh())  # images live in [-1, 1]; points are unbounded
+        self.net = nn.Sequential(*blocks)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).view(z.shape[0], *self.out_shape)
+
+
+class MLPDiscriminator(nn.Module):
+    def __init__(self, in_shape: tuple[int, ...], hidden: int = 256, layers: int = 3):
+        super().__init__()
+        blocks, width = [nn.Flatten()], math.prod(in_shape)
+        for _ in range(layers):
+            blocks += [nn.Linear(width, hidden), nn.LeakyReLU(0.2, inplace=True)]
+            width = hidden
+        blocks.append(nn.Linear(width, 1))
+        self.net = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).view(-1)

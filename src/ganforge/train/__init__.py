@@ -1,0 +1,1 @@
+"""Training: `step` holds the seeds' game (who learns when), `trainer` the loop around it."""

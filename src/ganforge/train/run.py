@@ -1,0 +1,68 @@
+"""A trained generator and the run directory it came from: what `Trainer.fit()` returns and what
+`ganforge sample` / `ganforge eval` load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ganforge.config import TrainConfig
+from ganforge.errors import CheckpointError
+
+
+class Run:
+    def __init__(self, run_dir: Path, config: TrainConfig, G: nn.Module, data_shape: tuple[int, ...],
+                 device: torch.device | str = "cpu"):
+        self.dir, self.config, self.G = Path(run_dir), config, G
+        self.data_shape, self.device = tuple(data_shape), torch.device(device)
+        self.latent_dim = getattr(G, "latent_dim", config.latent_dim)
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.data_shape) == 3
+
+    def noise(self, n: int, seed: int = 0) -> torch.Tensor:
+        return torch.randn(n, self.latent_dim, generator=torch.Generator().manual_seed(seed))
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """G(z) in evaluation mode: uint8 (N, C, H, W) images or float (N, 2) points, on the CPU."""
+        from ganforge.data.dataset import to_uint8
+
+        was_training = self.G.training
+        self.G.eval()
+        out = torch.cat([self.G(chunk.to(self.device)).float().cpu() for chunk in z.split(500)])
+        self.G.train(was_training)
+        return to_uint8(out) if self.is_image else out
+
+    def sample(self, n: int, seed: int = 0) -> torch.Tensor:
+        """n new samples; the same seed gives the same samples."""
+        return self.generate(self.noise(n, seed))
+
+    def interpolate(self, rows: int = 8, steps: int = 10, seed: int = 0) -> torch.Tensor:
+        """A latent walk: each row goes in a straight line between two random noise vectors."""
+        ends = self.noise(2 * rows, seed).view(rows, 2, -1)
+        t = torch.linspace(0, 1, steps).view(1, steps, 1)
+        z = ends[:, :1] * (1 - t) + ends[:, 1:] * t
+        return self.generate(z.reshape(rows * steps, -1))
+
+
+def load_run(path: str | Path, device: str = "cpu") -> Run:
+    """Rebuild G from a run directory's config.yaml and its newest checkpoint (safetensors only)."""
+    from ganforge.checkpoint import load_checkpoint, load_module, refuse_pickle
+    from ganforge.models import build
+
+    path = Path(path)
+    refuse_pickle(path)
+    if not (path / "config.yaml").is_file():
+        raise CheckpointError(f"{path} is not a ganforge run directory (no config.yaml): pass the --out of a training run")
+    config = TrainConfig.from_yaml(path / "config.yaml")
+    tensors, meta = load_checkpoint(path / "checkpoints")
+    shape = tuple(meta["data_shape"])
+    if config.model == "custom":
+        raise CheckpointError(f"{path} was trained with custom modules; load them yourself from {path}/checkpoints")
+    G, _ = build(config.model, shape, latent_dim=meta["latent_dim"], width=config.width, d_norm=config.d_norm or "batch")
+    load_module("G", G, tensors)
+    return Run(path, config, G.to(device), shape, device)

@@ -1,0 +1,76 @@
+"""One training step of the GAN game, as the seeds describe it.
+
+G and D form one pipeline, noise -> G -> image -> D -> one number. A step is:
+
+  D phase (k times): D sees a real batch (target "real") and G's fakes (target "fake").
+                     G is held fixed: its output is produced without a graph, so G gets no gradient.
+                     Only D's optimiser steps.
+  G phase:           fresh fakes go through D with the target "real". Gradients flow back through D
+                     into G, but D's parameters are frozen (requires_grad off), so they get no
+                     gradient and do not change. Only G's optimiser steps.
+
+The loss object (`ganforge.losses`) supplies the formulas; this file decides which network learns in
+which phase. Nothing here touches files or the host: the statistics stay on the device until the
+trainer asks for them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ganforge.losses import GANLoss
+
+# Order of the statistics vector a step returns.
+STATS = ("loss_d", "loss_g", "d_real", "d_fake", "d_acc")
+
+
+class GANStep:
+    def __init__(self, G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+                 loss: GANLoss, latent_dim: int, g_steps: int = 1):
+        self.G, self.D, self.opt_g, self.opt_d = G, D, opt_g, opt_d
+        self.loss, self.latent_dim, self.g_steps = loss, latent_dim, g_steps
+
+    def noise(self, n: int, like: torch.Tensor) -> torch.Tensor:
+        return torch.randn(n, self.latent_dim, device=like.device)
+
+    def d_phase(self, real: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Update D on one real batch and as many fakes. G does not learn here."""
+        with torch.no_grad():  # G held fixed: no graph through G, so no gradient can reach it
+            fake = self.G(self.noise(real.shape[0], real))
+        real_logits, fake_logits = self.D(real), self.D(fake)
+        loss = self.loss.d_loss(real_logits, fake_logits)
+        penalty = self.loss.penalty(self.D, real, fake)
+        if penalty is not None:
+            loss = loss + penalty
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+        self.loss.after_d_step(self.D)
+        return loss.detach(), real_logits.detach(), fake_logits.detach()
+
+    def g_phase(self, real: torch.Tensor) -> torch.Tensor:
+        """Update G through a frozen D: fakes are scored with the target "real". D does not learn here."""
+        self.D.requires_grad_(False)  # gradients pass through D's activations, never into its weights
+        try:
+            fake_logits = self.D(self.G(self.noise(real.shape[0], real)))
+            real_logits = self.D(real) if self.loss.uses_real_in_g else None
+            loss = self.loss.g_loss(fake_logits, real_logits)
+            self.opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt_g.step()
+        finally:
+            self.D.requires_grad_(True)
+        return loss.detach()
+
+    def __call__(self, real_batches: list[torch.Tensor]) -> torch.Tensor:
+        """k D updates (one per real batch), then `g_steps` G updates. Returns STATS as one device tensor."""
+        for real in real_batches:
+            loss_d, real_logits, fake_logits = self.d_phase(real)
+        for _ in range(self.g_steps):
+            loss_g = self.g_phase(real_batches[-1])
+        return torch.stack([
+            loss_d.float(), loss_g.float(),
+            self.loss.readout(real_logits).float().mean(), self.loss.readout(fake_logits).float().mean(),
+            self.loss.accuracy(real_logits, fake_logits).float(),
+        ])

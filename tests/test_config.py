@@ -1,0 +1,51 @@
+import pytest
+
+from ganforge.config import TrainConfig
+from ganforge.errors import ConfigError
+
+
+def test_yaml_round_trip(tmp_path):
+    cfg = TrainConfig(data="grid25", loss="hinge", betas=(0.0, 0.99), steps=10)
+    cfg.save(tmp_path / "c.yaml")
+    assert TrainConfig.from_yaml(tmp_path / "c.yaml") == cfg
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"batch": 0}, "--batch must be greater than 0"),
+    ({"lr": -1.0}, "--lr must be greater than 0"),
+    ({"steps": 2.5}, "whole number"),
+    ({"loss": "vanilla"}, "use one of minimax"),
+    ({"model": "unet"}, "use one of mlp, dcgan"),
+    ({"precision": "fp8"}, "use one of fp32"),
+    ({"steps": 5, "epochs": 1.0}, "only one"),
+    ({"betas": (0.5, 1.5)}, "betas"),
+])
+def test_invalid_values_are_named(values, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**values).validate()
+
+
+def test_unknown_yaml_key(tmp_path):
+    (tmp_path / "c.yaml").write_text("data: digits\nlearning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match="learning_rate.*valid ones"):
+        TrainConfig.from_yaml(tmp_path / "c.yaml")
+
+
+def test_broken_yaml(tmp_path):
+    (tmp_path / "c.yaml").write_text("data: [digits\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        TrainConfig.from_yaml(tmp_path / "c.yaml")
+
+
+def test_resolve_fills_loss_defaults():
+    wgan = TrainConfig(loss="wgan").resolve(1000, (1, 8, 8))
+    assert (wgan.optimizer, wgan.lr, wgan.d_steps) == ("rmsprop", 5e-5, 5)
+    gp = TrainConfig(loss="wgan-gp", lr=3e-4).resolve(1000, (1, 8, 8))
+    assert (gp.lr, gp.betas, gp.d_norm, gp.d_steps) == (3e-4, (0.0, 0.9), "layer", 5)
+    ns = TrainConfig(data="grid25").resolve(1000, (2,))
+    assert (ns.model, ns.d_steps, ns.lr_d) == ("mlp", 1, 2e-4)
+
+
+def test_epochs_become_steps():
+    cfg = TrainConfig(epochs=2.0, batch=100, loss="wgan").resolve(1000, (1, 8, 8))
+    assert cfg.steps == 2 * 1000 // (100 * 5) and cfg.epochs is None

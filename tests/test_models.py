@@ -1,0 +1,46 @@
+import pytest
+import torch
+
+from ganforge.errors import ConfigError
+from ganforge.models import build
+from ganforge.models.dcgan import SUPPORTED
+
+
+@pytest.mark.parametrize("resolution", [8, 16, 28, 32, 64])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_dcgan_shapes(resolution, channels):
+    G, D = build("dcgan", (channels, resolution, resolution), latent_dim=10, width=8)
+    x = G(torch.randn(3, 10))
+    assert x.shape == (3, channels, resolution, resolution)
+    assert x.abs().max() <= 1.0
+    assert D(x).shape == (3,)
+
+
+def test_dcgan_init_follows_paper():
+    G, D = build("dcgan", (1, 64, 64), latent_dim=100)
+    w = torch.cat([m.weight.flatten() for m in D.modules() if isinstance(m, torch.nn.Conv2d)])
+    assert w.mean().abs() < 2e-3 and abs(w.std().item() - 0.02) < 2e-3
+
+
+def test_unsupported_resolution_is_a_clear_error():
+    with pytest.raises(ConfigError, match="--resolution"):
+        build("dcgan", (1, 30, 30), latent_dim=8)
+    assert 28 in SUPPORTED and 128 in SUPPORTED and 30 not in SUPPORTED
+
+
+def test_dcgan_refuses_points():
+    with pytest.raises(ConfigError, match="mlp"):
+        build("dcgan", (2,), latent_dim=8)
+
+
+def test_mlp_points_are_unbounded_images_bounded():
+    G, D = build("mlp", (2,), latent_dim=4)
+    assert not any(isinstance(m, torch.nn.Tanh) for m in G.modules())
+    G, D = build("mlp", (1, 8, 8), latent_dim=4)
+    assert G(torch.randn(5, 4)).shape == (5, 1, 8, 8)
+    assert D(torch.randn(5, 1, 8, 8)).shape == (5,)
+
+
+def test_unknown_model():
+    with pytest.raises(ConfigError, match="mlp, dcgan"):
+        build("stylegan9", (1, 8, 8), latent_dim=4)
