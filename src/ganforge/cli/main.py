@@ -15,6 +15,8 @@ import sys
 COMMANDS = {
     "train": "train",
     "sample": "sample",
+    "eval": "eval_cmd",
+    "train-classifier": "train_classifier",
 }
 
 

@@ -1,0 +1,60 @@
+"""`ganforge eval`: metrics of a trained run's samples, written to RUN/eval.json and printed as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+
+def add_parser(sub, name):
+    p = sub.add_parser(name, help="measure a trained run: modes for 2-D data, FD/KID/coverage for images",
+                       description="Evaluate a run's generator against its dataset. 2-D mixtures: modes captured, "
+                                   "share of high-quality samples, reverse KL (PacGAN protocol). Images: Fréchet "
+                                   "distance, KID, precision/recall, density/coverage and class coverage, in the "
+                                   "feature space of the dataset's domain classifier (`ganforge train-classifier`) "
+                                   "or of InceptionV3. Writes RUN/eval.json.")
+    p.add_argument("run", metavar="RUN", help="run directory written by `ganforge train`")
+    p.add_argument("--n", type=int, default=None,
+                   help="generated samples (default 10000 for images, 2500 for 2-D points as in PacGAN)")
+    p.add_argument("--features", default="classifier",
+                   help="feature space for images: classifier (default), inception (needs ganforge[inception]) "
+                        "or a classifier .safetensors file")
+    p.add_argument("--split", choices=("train", "test"), default="train", help="real images to compare with")
+    p.add_argument("--seed", type=int, default=0, help="noise seed of the generated samples")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (for the generator)")
+    p.set_defaults(handler=run)
+
+
+def _finite(value):
+    """JSON has no Infinity: non-finite floats become null (e.g. reverse KL with no high-quality sample)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from ganforge.checkpoint import atomic_write
+    from ganforge.errors import ConfigError
+    from ganforge.metrics import evaluate
+    from ganforge.train.run import load_run
+
+    if args.n is not None and args.n < 2:
+        raise ConfigError(f"--n must be at least 2, got {args.n}")
+    run_ = load_run(args.run, device=args.device)
+    cfg = run_.config
+    result = evaluate(lambda n: run_.sample(n, seed=args.seed), cfg.data, data_dir=cfg.data_dir, n=args.n,
+                      features=args.features, resolution=getattr(cfg, "resolution", None), split=args.split)
+    result = _finite({"run": str(run_.dir), "sample_seed": args.seed, **result})
+    text = json.dumps(result, indent=1)
+    out = run_.dir / "eval.json"
+    try:
+        atomic_write(out, lambda f: f.write(text.encode() + b"\n"))
+    except OSError as e:
+        raise ConfigError(f"cannot write {out} ({e.strerror}): make the run directory writable") from None
+    print(text)
+    return 0
