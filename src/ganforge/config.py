@@ -18,7 +18,7 @@ from ganforge.errors import ConfigError
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 OPTIMIZERS = ("adam", "rmsprop")
-D_NORMS = ("batch", "layer", "none")
+D_NORMS = ("batch", "layer", "spectral", "none")
 
 # Defaults chosen per built-in dataset (values a user leaves unset). Anything else gets GENERIC.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -33,7 +33,8 @@ LOSS_DEFAULTS: dict[str, dict[str, Any]] = {
     "wgan": {"optimizer": "rmsprop", "lr": 5e-5, "d_steps": 5},
     "wgan-gp": {"optimizer": "adam", "lr": 1e-4, "betas": (0.0, 0.9), "d_steps": 5, "d_norm": "layer"},
 }
-COMMON_DEFAULTS = {"optimizer": "adam", "lr": 2e-4, "betas": (0.5, 0.999), "d_steps": 1, "d_norm": "batch"}
+COMMON_DEFAULTS = {"optimizer": "adam", "lr": 2e-4, "betas": (0.5, 0.999), "d_steps": 1, "d_norm": "batch",
+                   "ema": 0.999}
 
 
 def _f(default, help: str, **meta):
@@ -50,14 +51,23 @@ class TrainConfig:
     model: str | None = _f(None, "mlp or dcgan (default: mlp for 2-D points, dcgan for images)")
     latent_dim: int = _f(64, "size of the noise vector z")
     width: int | None = _f(None, "network width: dcgan base channels (64), mlp hidden units (256 / 512)")
-    d_norm: str | None = _f(None, "D normalisation for dcgan: batch, layer or none (wgan-gp: layer)")
+    d_norm: str | None = _f(None, "D normalisation: batch, layer, spectral (spectral norm on every layer, "
+                                  "dcgan and mlp) or none (default batch for dcgan; wgan-gp: layer)")
     loss: str = _f("nonsaturating", "minimax, nonsaturating, wgan, wgan-gp, hinge, lsgan or ragan")
     d_steps: int | None = _f(None, "D updates per G update (1; 5 for Wasserstein losses)")
     g_steps: int = _f(1, "G updates after each round of D updates")
+    # stabilisers
+    ema: float | None = _f(None, "decay of the moving average of G's weights that sampling and evaluation use "
+                                 "(0 = off; default 0.999, a half-life of about 700 G updates, warmed up early)")
+    r1: float = _f(0.0, "R1 penalty weight gamma: gamma/2 * |grad D(x)|^2 on real data (0 = off; try 0.1 to 10)")
+    r1_every: int = _f(16, "compute the R1 penalty every N D updates (lazy, scaled by N)")
+    augment: str | None = _f(None, "DiffAugment for small image sets: comma-separated translation, cutout, color, "
+                                   "applied to real and fake images alike whenever D sees them")
     # optimisation
     optimizer: str | None = _f(None, "adam or rmsprop (wgan: rmsprop)")
     lr: float | None = _f(None, "learning rate of G (2e-4; wgan 5e-5; wgan-gp 1e-4)")
-    lr_d: float | None = _f(None, "learning rate of D (default: the same as --lr)")
+    lr_d: float | None = _f(None, "learning rate of D (default: the same as --lr); a larger one is TTUR "
+                                  "(Heusel et al. 2017), e.g. --lr 1e-4 --lr-d 4e-4")
     betas: tuple[float, float] | None = _f(None, "Adam betas (0.5 0.999; wgan-gp 0 0.9)", nargs=2)
     batch: int | None = _f(None, "images per batch (64; 256 for 2-D points)")
     # how long
@@ -133,6 +143,15 @@ class TrainConfig:
             positive(name)
         for name in ("lr", "lr_d", "epochs"):
             positive(name, integer=False)
+        positive("r1_every")
+        if self.ema is not None and (isinstance(self.ema, bool) or not isinstance(self.ema, (int, float))
+                                     or not 0 <= self.ema < 1):
+            raise ConfigError(f"--ema must be a decay in [0, 1) such as 0.999 (0 turns it off), got {self.ema!r}")
+        if isinstance(self.r1, bool) or not isinstance(self.r1, (int, float)) or not math.isfinite(self.r1) or self.r1 < 0:
+            raise ConfigError(f"--r1 must be a number >= 0 (0 turns it off), got {self.r1!r}")
+        if self.augment is not None:
+            from ganforge.augment import parse_policy
+            parse_policy(self.augment)
         if not isinstance(self.data, str) or not self.data:
             raise ConfigError("--data must name a dataset or a folder")
         choices = {"loss": LOSSES, "model": MODELS, "precision": PRECISIONS, "device": DEVICES,
@@ -158,6 +177,8 @@ class TrainConfig:
         """Fill every unset field from the dataset's preset and the loss's defaults; validate."""
         self.validate()
         image = len(sample_shape) == 3
+        if self.augment and not image:
+            raise ConfigError(f"--augment transforms images, but {self.data} holds 2-D points: drop --augment")
         preset = {"model": "dcgan" if image else "mlp", **self.preset(), "resolution": sample_shape[-1] if image else None}
         chosen = {**COMMON_DEFAULTS, **LOSS_DEFAULTS.get(self.loss, {}), **preset}
         filled = {k: v for k, v in chosen.items() if k in self.__dataclass_fields__ and getattr(self, k) is None}

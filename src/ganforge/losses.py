@@ -32,8 +32,17 @@ class GANLoss:
     def g_loss(self, f: torch.Tensor, r: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
+    #: Regularisers added to every D-step loss (e.g. `R1`), set by `get_loss`.
+    regularizers: tuple = ()
+
     def penalty(self, D, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | None:
-        """Extra D-step term that needs D itself (gradient penalty); None when there is none."""
+        """Extra D-step terms that need D itself: the loss's own (gradient penalty) plus its
+        regularisers (R1); None when there is none this step."""
+        terms = [self.own_penalty(D, real, fake), *(reg(D, real) for reg in self.regularizers)]
+        terms = [t for t in terms if t is not None]
+        return sum(terms) if terms else None
+
+    def own_penalty(self, D, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | None:
         return None
 
     def after_d_step(self, D) -> None:
@@ -113,7 +122,7 @@ class WGANGP(WGAN):
     def after_d_step(self, D):
         pass
 
-    def penalty(self, D, real, fake):
+    def own_penalty(self, D, real, fake):
         eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
         mixed = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
         (grad,) = torch.autograd.grad(D(mixed).sum(), mixed, create_graph=True)
@@ -168,11 +177,35 @@ class RelativisticAverage(GANLoss):
         return F.softplus(r - f.mean()).mean() + F.softplus(-(f - r.mean())).mean()
 
 
+class R1:
+    """R1 penalty (Mescheder et al. 2018): gamma / 2 * E_x ||grad_x D(x)||^2 on real data only.
+    It pushes D's surface flat where the data lies, which makes the game converge instead of
+    circling. Lazy as in StyleGAN2: computed on every `every`-th D update and multiplied by
+    `every`, so it costs 1/every of a D step for the same average strength."""
+
+    def __init__(self, gamma: float, every: int = 1):
+        self.gamma, self.every = gamma, every
+        self.calls = 0  # D updates seen; a checkpoint keeps it so resuming keeps the rhythm
+
+    def __call__(self, D, real: torch.Tensor) -> torch.Tensor | None:
+        due = self.calls % self.every == 0
+        self.calls += 1
+        if not due:
+            return None
+        real = real.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(D(real).sum(), real, create_graph=True)
+        return (self.gamma / 2 * self.every) * grad.flatten(1).pow(2).sum(dim=1).mean()
+
+
 LOSSES = {cls.name: cls for cls in (Minimax, NonSaturating, WGAN, WGANGP, Hinge, LSGAN, RelativisticAverage)}
 
 
-def get_loss(name: str) -> GANLoss:
+def get_loss(name: str, r1: float = 0.0, r1_every: int = 1) -> GANLoss:
+    """The loss `name`, with an R1 penalty of weight `r1` (every `r1_every` D updates) when r1 > 0."""
     try:
-        return LOSSES[name]()
+        loss = LOSSES[name]()
     except KeyError:
         raise ConfigError(f"unknown loss '{name}': use one of {', '.join(LOSSES)}") from None
+    if r1 > 0:
+        loss.regularizers = (R1(r1, r1_every),)
+    return loss

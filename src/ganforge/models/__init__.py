@@ -21,7 +21,7 @@ def build(name: str, data_shape: tuple[int, ...], *, latent_dim: int, width: int
         from ganforge.models.mlp import MLPDiscriminator, MLPGenerator
         hidden = width or (256 if len(data_shape) == 1 else 512)
         return (MLPGenerator(latent_dim, data_shape, hidden),
-                MLPDiscriminator(data_shape, hidden))
+                MLPDiscriminator(data_shape, hidden, norm=d_norm))
     if name == "dcgan":
         from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator, check_image_shape
         check_image_shape(data_shape)

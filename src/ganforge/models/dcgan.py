@@ -65,14 +65,15 @@ class DCGANGenerator(nn.Module):
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
     """BatchNorm as in DCGAN; 'layer' (GroupNorm with one group) or 'none' where per-sample
-    gradients must not mix across the batch, as with the WGAN-GP penalty."""
+    gradients must not mix across the batch, as with the WGAN-GP penalty. 'spectral' normalises
+    the weights instead (see DCGANDiscriminator), so it adds no layer here, as in SNGAN."""
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     if kind == "layer":
         return nn.GroupNorm(1, channels)
-    if kind == "none":
+    if kind in ("none", "spectral"):
         return nn.Identity()
-    raise ConfigError(f"unknown D normalisation '{kind}': use batch, layer or none")
+    raise ConfigError(f"unknown D normalisation '{kind}': use batch, layer, spectral or none")
 
 
 class DCGANDiscriminator(nn.Module):
@@ -87,6 +88,11 @@ class DCGANDiscriminator(nn.Module):
         layers.append(nn.Conv2d(widths[-1], 1, base, 1, 0, bias=False))
         self.net = nn.Sequential(*layers)
         self.apply(dcgan_init)
+        if norm == "spectral":
+            from ganforge.models.norms import spectral
+            for layer in self.net:
+                if isinstance(layer, nn.Conv2d):
+                    spectral(layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).view(-1)

@@ -28,13 +28,19 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    def __init__(self, in_shape: tuple[int, ...], hidden: int = 256, layers: int = 3):
+    """norm: 'spectral' puts spectral normalisation on every layer; other values add nothing (an MLP
+    D has no batch or layer norm)."""
+
+    def __init__(self, in_shape: tuple[int, ...], hidden: int = 256, layers: int = 3, norm: str = "none"):
         super().__init__()
+        from ganforge.models.norms import spectral
+
+        wrap = spectral if norm == "spectral" else (lambda layer: layer)
         blocks, width = [nn.Flatten()], math.prod(in_shape)
         for _ in range(layers):
-            blocks += [nn.Linear(width, hidden), nn.LeakyReLU(0.2, inplace=True)]
+            blocks += [wrap(nn.Linear(width, hidden)), nn.LeakyReLU(0.2, inplace=True)]
             width = hidden
-        blocks.append(nn.Linear(width, 1))
+        blocks.append(wrap(nn.Linear(width, 1)))
         self.net = nn.Sequential(*blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -13,9 +13,12 @@ from ganforge.errors import CheckpointError
 
 
 class Run:
+    """G is the generator as trained; G_ema, when the run kept one (`--ema`), the moving average of
+    its weights, which sampling uses unless asked for `ema=False`."""
+
     def __init__(self, run_dir: Path, config: TrainConfig, G: nn.Module, data_shape: tuple[int, ...],
-                 device: torch.device | str = "cpu"):
-        self.dir, self.config, self.G = Path(run_dir), config, G
+                 device: torch.device | str = "cpu", G_ema: nn.Module | None = None):
+        self.dir, self.config, self.G, self.G_ema = Path(run_dir), config, G, G_ema
         self.data_shape, self.device = tuple(data_shape), torch.device(device)
         self.latent_dim = getattr(G, "latent_dim", config.latent_dim)
 
@@ -27,19 +30,21 @@ class Run:
         return torch.randn(n, self.latent_dim, generator=torch.Generator().manual_seed(seed))
 
     @torch.no_grad()
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
-        """G(z) in evaluation mode: uint8 (N, C, H, W) images or float (N, 2) points, on the CPU."""
+    def generate(self, z: torch.Tensor, ema: bool = True) -> torch.Tensor:
+        """G(z) in evaluation mode: uint8 (N, C, H, W) images or float (N, 2) points, on the CPU.
+        Uses the EMA generator when the run has one, unless ema=False."""
         from ganforge.data.dataset import to_uint8
 
-        was_training = self.G.training
-        self.G.eval()
-        out = torch.cat([self.G(chunk.to(self.device)).float().cpu() for chunk in z.split(500)])
-        self.G.train(was_training)
+        G = self.G_ema if ema and self.G_ema is not None else self.G
+        was_training = G.training
+        G.eval()
+        out = torch.cat([G(chunk.to(self.device)).float().cpu() for chunk in z.split(500)])
+        G.train(was_training)
         return to_uint8(out) if self.is_image else out
 
-    def sample(self, n: int, seed: int = 0) -> torch.Tensor:
+    def sample(self, n: int, seed: int = 0, ema: bool = True) -> torch.Tensor:
         """n new samples; the same seed gives the same samples."""
-        return self.generate(self.noise(n, seed))
+        return self.generate(self.noise(n, seed), ema=ema)
 
     def interpolate(self, rows: int = 8, steps: int = 10, seed: int = 0) -> torch.Tensor:
         """A latent walk: each row goes in a straight line between two random noise vectors."""
@@ -63,6 +68,11 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
     shape = tuple(meta["data_shape"])
     if config.model == "custom":
         raise CheckpointError(f"{path} was trained with custom modules; load them yourself from {path}/checkpoints")
-    G, _ = build(config.model, shape, latent_dim=meta["latent_dim"], width=config.width, d_norm=config.d_norm or "batch")
-    load_module("G", G, tensors)
-    return Run(path, config, G.to(device), shape, device)
+    def generator(prefix):
+        G, _ = build(config.model, shape, latent_dim=meta["latent_dim"], width=config.width,
+                     d_norm=config.d_norm or "batch")
+        load_module(prefix, G, tensors)
+        return G.to(device)
+
+    G_ema = generator("G_ema") if any(k.startswith("G_ema.") for k in tensors) else None
+    return Run(path, config, generator("G"), shape, device, G_ema=G_ema)

@@ -21,6 +21,7 @@ from torch import nn
 from ganforge.config import TrainConfig
 from ganforge.errors import ConfigError
 from ganforge.train.callbacks import Callback, MetricsLog, Progress, SampleGrids
+from ganforge.train.ema import EMA
 from ganforge.train.run import Run
 from ganforge.train.step import STATS, GANStep
 
@@ -77,6 +78,8 @@ class Trainer:
             real_batches = [self.batches.next() for _ in range(cfg.d_steps)]
             with self.precision():
                 stats = self.gan_step(real_batches)
+            if self.ema is not None:
+                self.ema.update(self.G)
             running += stats
             count += 1
             self.step += 1
@@ -100,7 +103,8 @@ class Trainer:
         for cb in callbacks:
             cb.on_end(self)
         self.finish()
-        return Run(self.run_dir, self.config, self.G, self.dataset.shape, self.device)
+        return Run(self.run_dir, self.config, self.G, self.dataset.shape, self.device,
+                   G_ema=self.ema.module if self.ema is not None else None)
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> None:
@@ -126,8 +130,14 @@ class Trainer:
         self.D.to(self.device).train()
         self.opt_g = make_optimizer(cfg.optimizer, self.G.parameters(), cfg.lr, cfg.betas)
         self.opt_d = make_optimizer(cfg.optimizer, self.D.parameters(), cfg.lr_d, cfg.betas)
-        self.loss = get_loss(cfg.loss)
-        self.gan_step = GANStep(self.G, _Flatten(self.D), self.opt_g, self.opt_d, self.loss, self.latent_dim,
+        self.loss = get_loss(cfg.loss, r1=cfg.r1, r1_every=cfg.r1_every)
+        self.ema = EMA(self.G, cfg.ema) if cfg.ema else None  # the generator that sampling uses
+        critic, self.augment = _Flatten(self.D), None
+        if cfg.augment:  # D sees every image, real or fake, through the same random transformations
+            from ganforge.augment import Augmented, DiffAugment
+            self.augment = DiffAugment(cfg.augment, seed=cfg.seed, device=self.device)
+            critic = Augmented(critic, self.augment)
+        self.gan_step = GANStep(self.G, critic, self.opt_g, self.opt_d, self.loss, self.latent_dim,
                                 g_steps=cfg.g_steps)
         self.batches = InMemoryBatches(self.dataset.data, cfg.batch, cfg.seed, self.device)
         if self.resume:
@@ -173,13 +183,15 @@ class Trainer:
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
     def generate(self, noise: torch.Tensor) -> torch.Tensor:
-        """G's samples for the given noise, in evaluation mode (uint8 images or float points)."""
+        """G's samples for the given noise, in evaluation mode (uint8 images or float points); the EMA
+        generator's when the run keeps one."""
         from ganforge.data.dataset import to_uint8
 
-        was_training = self.G.training
-        self.G.eval()
-        out = torch.cat([self.G(z).float() for z in noise.split(512)])
-        self.G.train(was_training)
+        G = self.ema.module if self.ema is not None else self.G
+        was_training = G.training
+        G.eval()
+        out = torch.cat([G(z).float() for z in noise.split(512)])
+        G.train(was_training)
         return to_uint8(out) if self.dataset.is_image else out.cpu()
 
     # ------------------------------------------------------------------ checkpoints
@@ -187,6 +199,10 @@ class Trainer:
         from ganforge.checkpoint import flatten_module, flatten_optimizer, save_checkpoint
 
         tensors = {**flatten_module("G", self.G), **flatten_module("D", self.D)}
+        if self.ema is not None:
+            tensors.update(flatten_module("G_ema", self.ema.module))
+        if self.augment is not None:
+            tensors["rng.augment"] = self.augment.state_dict()
         opt_meta = {}
         for name, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
             t, m = flatten_optimizer(name, opt)
@@ -198,7 +214,9 @@ class Trainer:
         np_state = np.random.get_state()
         meta = {"data_shape": list(self.dataset.shape), "latent_dim": self.latent_dim, "optimizers": opt_meta,
                 "batches": self.batches.state_dict(), "numpy_rng": [np_state[0], np_state[1].tolist(), *np_state[2:]],
-                "python_rng": _jsonable(random.getstate())}
+                "python_rng": _jsonable(random.getstate()),
+                "ema_updates": self.ema.updates if self.ema is not None else None,
+                "r1_calls": [reg.calls for reg in self.loss.regularizers]}
         save_checkpoint(self.run_dir / "checkpoints", self.step, tensors, meta, keep=self.config.keep_checkpoints)
 
     def load_checkpoint(self) -> None:
@@ -207,6 +225,16 @@ class Trainer:
         tensors, meta = load_checkpoint(self.run_dir / "checkpoints")
         load_module("G", self.G, tensors)
         load_module("D", self.D, tensors)
+        if self.ema is not None and any(k.startswith("G_ema.") for k in tensors):
+            load_module("G_ema", self.ema.module, tensors)
+            self.ema.updates = meta["ema_updates"]
+        elif self.ema is not None:  # a checkpoint saved without an average: start one from the resumed G
+            self.ema = EMA(self.G, self.config.ema)
+            log.info("the checkpoint holds no EMA generator: the average starts from the resumed weights")
+        if self.augment is not None and "rng.augment" in tensors:
+            self.augment.load_state_dict(tensors["rng.augment"])
+        for reg, calls in zip(self.loss.regularizers, meta.get("r1_calls", [])):
+            reg.calls = calls
         load_optimizer("opt_g", self.opt_g, tensors, meta["optimizers"]["opt_g"])
         load_optimizer("opt_d", self.opt_d, tensors, meta["optimizers"]["opt_d"])
         torch.set_rng_state(tensors["rng.torch"])

@@ -1,0 +1,257 @@
+"""Each stabiliser does what it claims: EMA of G, spectral norm, R1, TTUR, DiffAugment."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import tiny_config
+from ganforge import ConfigError, Trainer, load_run
+from ganforge.augment import Augmented, DiffAugment
+from ganforge.checkpoint import load_checkpoint
+from ganforge.losses import R1, get_loss
+from ganforge.models import build
+from ganforge.train.ema import EMA
+from ganforge.train.step import GANStep
+
+
+# ---------------------------------------------------------------- EMA of G
+def test_ema_update_is_the_warmed_up_average():
+    G = nn.Linear(3, 2)
+    ema = EMA(G, decay=0.999)
+    start = copy.deepcopy(G.state_dict())
+    with torch.no_grad():
+        G.weight.add_(1.0)
+    ema.update(G)  # first update: decay min(0.999, 1/10) = 0.1
+    assert torch.allclose(ema.module.weight, 0.1 * start["weight"] + 0.9 * G.weight)
+    for _ in range(9000):  # (1 + t) / (10 + t) passes 0.999 at t = 8991
+        ema.update(G)
+    assert ema.current_decay() == 0.999
+    assert torch.allclose(ema.module.weight, G.weight, atol=1e-5)
+    assert not any(p.requires_grad for p in ema.module.parameters())
+
+
+def test_ema_averages_out_noise_in_the_weights():
+    """Weights that jitter around a point: the average lands much nearer the point than the last iterate."""
+    torch.manual_seed(0)
+    target = torch.randn(50)
+    G = nn.Linear(50, 1, bias=False)
+    ema = EMA(G, decay=0.99)
+    for _ in range(2000):
+        with torch.no_grad():
+            G.weight.copy_(target + 0.5 * torch.randn(50))
+        ema.update(G)
+    assert (ema.module.weight[0] - target).norm() < 0.2 * (G.weight[0] - target).norm()
+
+
+def test_sampling_uses_ema_and_resume_restores_it(tmp_path):
+    full = Trainer(tiny_config(tmp_path / "full", steps=6, ema=0.9)).fit()
+    assert full.G_ema is not None
+    assert not torch.equal(full.sample(8), full.sample(8, ema=False))
+    tensors, meta = load_checkpoint(full.dir / "checkpoints")
+    assert meta["ema_updates"] == 6 and any(k.startswith("G_ema.") for k in tensors)
+    # what `ganforge sample` / `eval` load samples from the EMA generator too
+    assert torch.equal(load_run(full.dir).sample(8), full.sample(8))
+    Trainer(tiny_config(tmp_path / "part", steps=3, ema=0.9)).fit()
+    resumed = Trainer(tiny_config(tmp_path / "part", steps=6, ema=0.9), resume=True).fit()
+    for name, value in full.G_ema.state_dict().items():
+        assert torch.equal(value, resumed.G_ema.state_dict()[name]), name
+
+
+def test_ema_off_samples_from_g(tmp_path):
+    run = Trainer(tiny_config(tmp_path, ema=0)).fit()
+    assert run.G_ema is None and torch.equal(run.sample(4), run.sample(4, ema=False))
+    assert not any(k.startswith("G_ema.") for k in load_checkpoint(run.dir / "checkpoints")[0])
+
+
+@pytest.mark.parametrize("value", [1.0, -0.1, "x"])
+def test_bad_ema_is_a_config_error(tmp_path, value):
+    with pytest.raises(ConfigError, match="--ema"):
+        tiny_config(tmp_path, ema=value).validate()
+
+
+# ---------------------------------------------------------------- spectral normalisation
+@pytest.mark.parametrize("model,shape", [("mlp", (2,)), ("dcgan", (1, 16, 16))])
+def test_spectral_norm_makes_d_ignore_weight_scale(model, shape):
+    """Each layer is divided by its largest singular value: scaling the raw weights changes nothing."""
+    torch.manual_seed(0)
+    _, D = build(model, shape, latent_dim=4, width=8, d_norm="spectral")
+    _, plain = build(model, shape, latent_dim=4, width=8, d_norm="none")
+    assert any("parametrizations" in name for name, _ in D.named_parameters())
+    x = torch.randn(5, *shape)
+    for _ in range(30):  # power iterations converge while D runs in training mode
+        D(x)
+    D.eval()
+    before, plain_before = D(x), plain(x)
+    with torch.no_grad():
+        for name, p in D.named_parameters():
+            if name.endswith("original"):
+                p.mul_(100)
+        for p in plain.parameters():
+            p.mul_(100)
+    assert torch.allclose(D(x), before, rtol=1e-3, atol=1e-5)
+    assert not torch.allclose(plain(x), plain_before, rtol=0.5)
+
+
+def test_spectral_norm_bounds_d_gradient():
+    torch.manual_seed(0)
+    _, D = build("mlp", (2,), latent_dim=4, width=32, d_norm="spectral")
+    with torch.no_grad():
+        for p in D.parameters():
+            p.mul_(10)
+    x = torch.randn(64, 2)
+    for _ in range(50):
+        D(x)
+    D.eval()
+    x.requires_grad_(True)
+    (grad,) = torch.autograd.grad(D(x).sum(), x)
+    assert grad.norm(dim=1).max() <= 1.01  # a composition of 1-Lipschitz maps
+
+
+# ---------------------------------------------------------------- R1
+class Linear2(nn.Module):
+    def forward(self, x):
+        return x @ torch.tensor([3.0, 4.0])  # gradient (3, 4) everywhere, squared norm 25
+
+
+def test_r1_value_and_laziness():
+    r1 = R1(gamma=2.0, every=4)
+    values = [r1(Linear2(), torch.randn(8, 2)) for _ in range(9)]
+    due = [v is not None for v in values]
+    assert due == [True, False, False, False, True, False, False, False, True]
+    assert values[0].item() == pytest.approx(2.0 / 2 * 25 * 4)  # gamma/2 * |grad|^2, times `every`
+
+
+def test_r1_is_added_to_any_loss_penalty():
+    loss = get_loss("wgan-gp", r1=2.0, r1_every=1)
+    gp_only = get_loss("wgan-gp").penalty(Linear2(), torch.randn(8, 2), torch.randn(8, 2))
+    both = loss.penalty(Linear2(), torch.randn(8, 2), torch.randn(8, 2))
+    assert (both - gp_only).item() == pytest.approx(25.0)
+    assert get_loss("hinge").penalty(Linear2(), torch.randn(8, 2), torch.randn(8, 2)) is None
+
+
+def test_r1_flattens_d_on_real_data():
+    """Trained on the same batches, D with R1 has a much smaller gradient at the real points."""
+    real = torch.randn(128, 2) * 0.1 + 1.0
+    fake = torch.randn(128, 2)
+
+    def grad_norm_after_training(r1):
+        torch.manual_seed(0)
+        _, D = build("mlp", (2,), latent_dim=4, width=32)
+        loss, opt = get_loss("nonsaturating", r1=r1), torch.optim.Adam(D.parameters(), lr=1e-2)
+        for _ in range(100):
+            total = loss.d_loss(D(real), D(fake))
+            penalty = loss.penalty(D, real, fake)
+            total = total + penalty if penalty is not None else total
+            opt.zero_grad()
+            total.backward()
+            opt.step()
+        x = real.clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(D(x).sum(), x)
+        return grad.norm(dim=1).mean().item()
+
+    assert grad_norm_after_training(10.0) < 0.3 * grad_norm_after_training(0.0)
+
+
+def test_r1_rhythm_survives_resume(tmp_path):
+    Trainer(tiny_config(tmp_path / "part", steps=3, r1=1.0, r1_every=2)).fit()
+    resumed = Trainer(tiny_config(tmp_path / "part", steps=6, r1=1.0, r1_every=2), resume=True)
+    resumed.fit()
+    assert resumed.loss.regularizers[0].calls == 6
+
+
+# ---------------------------------------------------------------- TTUR
+def test_separate_learning_rates(tmp_path):
+    t = Trainer(tiny_config(tmp_path, lr=1e-4, lr_d=4e-4, steps=1))
+    t.fit()
+    assert t.opt_g.param_groups[0]["lr"] == 1e-4 and t.opt_d.param_groups[0]["lr"] == 4e-4
+
+
+def test_ttur_is_documented_in_help():
+    import argparse
+
+    from ganforge.cli.options import add_config_flags
+
+    parser = argparse.ArgumentParser()
+    add_config_flags(parser)
+    text = parser.format_help()
+    assert "--lr-d" in text and "TTUR" in text
+
+
+# ---------------------------------------------------------------- DiffAugment
+def test_translation_is_an_integer_shift_with_zero_padding():
+    x = torch.arange(2 * 3 * 16 * 16, dtype=torch.float32).view(2, 3, 16, 16) + 1
+    out = DiffAugment("translation", seed=1)(x)
+    for i in range(2):
+        matches = []
+        for dy in range(-2, 3):
+            for dx in range(-2, 3):
+                padded = nn.functional.pad(x[i], [2, 2, 2, 2])
+                shifted = padded[:, 2 + dy:18 + dy, 2 + dx:18 + dx]
+                matches.append(torch.equal(out[i], shifted))
+        assert sum(matches) == 1, "each image is its original shifted by at most 2 pixels"
+
+
+def test_cutout_zeroes_one_half_size_square():
+    x = torch.ones(64, 1, 8, 8)
+    out = DiffAugment("cutout", seed=0)(x)
+    zeros = (out == 0).flatten(1).sum(1)
+    assert zeros.max() == 16 and zeros.min() >= 4  # a 4x4 square, clipped at the border
+    assert ((out == 0) | (out == 1)).all()
+
+
+@pytest.mark.parametrize("policy", ["color", "translation", "cutout", "translation,cutout,color"])
+def test_augment_is_differentiable_and_reproducible(policy):
+    x = torch.randn(4, 3, 16, 16, requires_grad=True)
+    a, b = DiffAugment(policy, seed=3), DiffAugment(policy, seed=3)
+    state = a.state_dict()
+    out = a(x)
+    assert not torch.equal(out, x)
+    (grad,) = torch.autograd.grad(out.square().sum(), x)
+    assert grad.abs().sum() > 0
+    assert torch.equal(out, b(x))
+    a.load_state_dict(state)  # rewinding the augmenter's RNG replays the same transformations
+    assert torch.equal(a(x), out)
+
+
+def test_d_sees_augmented_real_and_fake_in_both_phases():
+    seen = []
+
+    class Spy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = build("dcgan", (1, 8, 8), latent_dim=4, width=4)[1]
+
+        def forward(self, x):
+            seen.append(x.detach().clone())
+            return self.inner(x)
+
+    torch.manual_seed(0)
+    G, _ = build("dcgan", (1, 8, 8), latent_dim=4, width=4)
+    D = Spy()
+    step = GANStep(G, Augmented(D, DiffAugment("cutout", seed=0)), torch.optim.Adam(G.parameters()),
+                   torch.optim.Adam(D.parameters()), get_loss("ragan"), latent_dim=4)
+    real = torch.rand(16, 1, 8, 8) + 0.5  # no zeros, so cutout's squares show
+    g0 = [p.clone() for p in G.parameters()]
+    step.d_phase(real)
+    step.g_phase(real)
+    # D phase: real, fake; G phase: fake, real (ragan scores real data in the G step too)
+    assert len(seen) == 4 and all((x == 0).flatten(1).sum(1).min() >= 4 for x in seen)
+    assert not all(torch.equal(a, b) for a, b in zip(g0, G.parameters())), "G learned through the augmentation"
+
+
+def test_augment_resume_matches_uninterrupted(tmp_path):
+    kw = dict(augment="translation,cutout,color", ema=0)
+    full = Trainer(tiny_config(tmp_path / "full", steps=6, **kw)).fit()
+    Trainer(tiny_config(tmp_path / "part", steps=3, **kw)).fit()
+    resumed = Trainer(tiny_config(tmp_path / "part", steps=6, **kw), resume=True).fit()
+    for name, value in full.G.state_dict().items():
+        assert torch.equal(value, resumed.G.state_dict()[name]), name
+
+
+def test_augment_rejects_points_and_unknown_policies(tmp_path):
+    with pytest.raises(ConfigError, match="drop --augment"):
+        Trainer(tiny_config(tmp_path, data="grid25", model=None, resolution=None, augment="color")).fit()
+    with pytest.raises(ConfigError, match="translation, cutout"):
+        tiny_config(tmp_path, augment="flip").validate()
