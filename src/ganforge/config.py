@@ -59,7 +59,7 @@ class TrainConfig:
     lr: float | None = _f(None, "learning rate of G (2e-4; wgan 5e-5; wgan-gp 1e-4)")
     lr_d: float | None = _f(None, "learning rate of D (default: the same as --lr)")
     betas: tuple[float, float] | None = _f(None, "Adam betas (0.5 0.999; wgan-gp 0 0.9)", nargs=2)
-    batch: int | None = _f(None, "images per batch (64; 256 for 2-D points)")
+    batch: int | None = _f(None, "images per batch, all processes together under torchrun (64; 256 for 2-D points)")
     # how long
     steps: int | None = _f(None, "number of G updates (the training step count)")
     epochs: float | None = _f(None, "train for this many passes over the data instead of --steps")
@@ -67,6 +67,7 @@ class TrainConfig:
     # where and how fast
     device: str = _f("auto", "auto (a GPU when there is one), cpu or cuda")
     precision: str = _f("fp32", "fp32, bf16 or fp16 (autocast)")
+    sync_bn: bool = _f(False, "under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm; GPUs only)")
     # what gets written
     out: str | None = _f(None, "run directory (default: runs/DATA-TIMESTAMP)")
     log_every: int = _f(50, "steps between metric lines (and the only host syncs)")
