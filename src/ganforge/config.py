@@ -43,9 +43,13 @@ def _f(default, help: str, **meta):
 @dataclass
 class TrainConfig:
     # what to learn
-    data: str = _f("digits", "dataset name (digits, ring8, grid25, mnist, fashion-mnist) or a folder of images")
+    data: str = _f("digits", "dataset name (digits, ring8, grid25, mnist, fashion-mnist), a folder of images, "
+                             "tar shards (data.tar, 'shards/train-{000..099}.tar') or a .zip of images")
     data_dir: str | None = _f(None, "folder holding IDX files for mnist / fashion-mnist")
     resolution: int | None = _f(None, "square image size to train at (default: the dataset's own, 64 for folders)")
+    stream: bool = _f(False, "read images from disk in DataLoader workers instead of memory (automatic for "
+                             "folders / tar / zip larger than a quarter of RAM)")
+    workers: int | None = _f(None, "DataLoader worker processes decoding streamed images (default: cores, at most 8)")
     # the networks and the game
     model: str | None = _f(None, "mlp or dcgan (default: mlp for 2-D points, dcgan for images)")
     latent_dim: int = _f(64, "size of the noise vector z")
@@ -134,6 +138,8 @@ class TrainConfig:
             positive(name)
         for name in ("lr", "lr_d", "epochs"):
             positive(name, integer=False)
+        if self.workers is not None and (isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0):
+            raise ConfigError(f"--workers must be a whole number >= 0 (0 decodes in the training process), got {self.workers!r}")
         if not isinstance(self.data, str) or not self.data:
             raise ConfigError("--data must name a dataset or a folder")
         choices = {"loss": LOSSES, "model": MODELS, "precision": PRECISIONS, "device": DEVICES,

@@ -14,10 +14,28 @@ import torch
 from ganforge.data.dataset import to_float
 
 
+def epoch_order(seed: int, epoch: int, n: int) -> torch.Tensor:
+    """The order of the samples in one epoch: a pure function of (seed, epoch), the same on every rank
+    and for in-memory and streamed data."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g)
+
+
 def shard(global_batch: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
     """This rank's contiguous slice of a global batch (the global batch is a multiple of the world size)."""
     n = global_batch.shape[0] // world_size
     return global_batch[rank * n:(rank + 1) * n]
+
+
+def make_batches(dataset, batch_size: int, seed: int, device, rank: int = 0, world_size: int = 1,
+                 workers: int | None = None):
+    """Batches from memory for a `Dataset`, streamed from disk for an `ImageStream`; same interface, same order."""
+    from ganforge.data.streaming import ImageStream, StreamingBatches, default_workers
+
+    if isinstance(dataset, ImageStream):
+        workers = default_workers() if workers is None else workers
+        return StreamingBatches(dataset, batch_size, seed, device, rank=rank, world_size=world_size, workers=workers)
+    return InMemoryBatches(dataset.data, batch_size, seed, device, rank=rank, world_size=world_size)
 
 
 class InMemoryBatches:
@@ -34,8 +52,7 @@ class InMemoryBatches:
         self._order = self._permutation(0)
 
     def _permutation(self, epoch: int) -> torch.Tensor:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        return torch.randperm(self.data.shape[0], generator=g).to(self.data.device)
+        return epoch_order(self.seed, epoch, self.data.shape[0]).to(self.data.device)
 
     def next_indices(self) -> torch.Tensor:
         if self.index == self.per_epoch:

@@ -107,15 +107,16 @@ class Trainer:
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> None:
-        from ganforge.data import load_dataset
-        from ganforge.data.batches import InMemoryBatches
+        from ganforge.data.batches import make_batches
+        from ganforge.data.streaming import open_training_data
         from ganforge.losses import get_loss
         from ganforge.train.distributed import Distributed, ShardedNoise
 
         cfg = self.config.validate()
         self.dist = Distributed.from_env(pick_device(cfg.device))  # one process unless started by torchrun
         self.device = self.dist.device(pick_device(cfg.device))
-        self.dataset = load_dataset(cfg.data, data_dir=cfg.data_dir, resolution=cfg.resolution or cfg.preset().get("resolution"))
+        self.dataset = open_training_data(cfg.data, data_dir=cfg.data_dir, stream=cfg.stream,
+                                          resolution=cfg.resolution or cfg.preset().get("resolution"))
         cfg = self.config = cfg.resolve(len(self.dataset), self.dataset.shape)
         self.dist.per_rank_batch(cfg.batch)
         self.run_dir = self.dist.on_main(self.prepare_run_dir)
@@ -133,8 +134,8 @@ class Trainer:
         self.opt_g = make_optimizer(cfg.optimizer, self.G.parameters(), cfg.lr, cfg.betas)
         self.opt_d = make_optimizer(cfg.optimizer, self.D.parameters(), cfg.lr_d, cfg.betas)
         self.loss = get_loss(cfg.loss)
-        self.batches = InMemoryBatches(self.dataset.data, cfg.batch, cfg.seed, self.device,
-                                       rank=self.dist.rank, world_size=self.dist.world_size)
+        self.batches = make_batches(self.dataset, cfg.batch, cfg.seed, self.device, rank=self.dist.rank,
+                                    world_size=self.dist.world_size, workers=cfg.workers)
         if self.resume:
             self.load_checkpoint()
         elif self.dist.is_main:
