@@ -86,8 +86,11 @@ class Distributed:
 
         BatchNorm: with --sync-bn every BatchNorm becomes SyncBatchNorm (batch statistics over the
         global batch, identical running statistics everywhere, so buffers need no broadcast). Without
-        it each rank normalises with its own slice's statistics, and DDP's broadcast_buffers copies
-        rank 0's running statistics to the others at each forward, so sampling in eval mode agrees.
+        it each rank normalises with its own slice's statistics; G's running statistics (used when
+        sampling in eval mode) are copied from rank 0 at each forward (DDP's buffer broadcast). D's
+        never are: D runs twice (real, fake) before one backward, and cuDNN's BatchNorm keeps the
+        running statistics for its backward, so overwriting them between the two forwards breaks
+        autograd; D's running statistics are never used in training mode anyway.
         The modules are changed in place, so the trainer's G and D (used for samples and checkpoints)
         remain the same objects.
         """
@@ -103,7 +106,7 @@ class Distributed:
         # newer PyTorch renames broadcast_buffers (the per-forward buffer sync) to forward_sync_buffers
         sync = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DDP).parameters else "broadcast_buffers"
         ddp_g = DDP(G, device_ids=ids, **{sync: not sync_bn})
-        ddp_d = DDP(D, device_ids=ids, **{sync: not sync_bn})
+        ddp_d = DDP(D, device_ids=ids, **{sync: False})
         return ddp_g, LearningOnlyDDP(ddp_d)
 
     # ------------------------------------------------------------------ communication
