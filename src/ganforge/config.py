@@ -44,9 +44,13 @@ def _f(default, help: str, **meta):
 @dataclass
 class TrainConfig:
     # what to learn
-    data: str = _f("digits", "dataset name (digits, ring8, grid25, mnist, fashion-mnist) or a folder of images")
+    data: str = _f("digits", "dataset name (digits, ring8, grid25, mnist, fashion-mnist), a folder of images, "
+                             "tar shards (data.tar, 'shards/train-{000..099}.tar') or a .zip of images")
     data_dir: str | None = _f(None, "folder holding IDX files for mnist / fashion-mnist")
     resolution: int | None = _f(None, "square image size to train at (default: the dataset's own, 64 for folders)")
+    stream: bool = _f(False, "read images from disk in DataLoader workers instead of memory (automatic for "
+                             "folders / tar / zip larger than a quarter of RAM)")
+    workers: int | None = _f(None, "DataLoader worker processes decoding streamed images (default: cores, at most 8)")
     # the networks and the game
     model: str | None = _f(None, "mlp or dcgan (default: mlp for 2-D points, dcgan for images)")
     latent_dim: int = _f(64, "size of the noise vector z")
@@ -69,7 +73,7 @@ class TrainConfig:
     lr_d: float | None = _f(None, "learning rate of D (default: the same as --lr); a larger one is TTUR "
                                   "(Heusel et al. 2017), e.g. --lr 1e-4 --lr-d 4e-4")
     betas: tuple[float, float] | None = _f(None, "Adam betas (0.5 0.999; wgan-gp 0 0.9)", nargs=2)
-    batch: int | None = _f(None, "images per batch (64; 256 for 2-D points)")
+    batch: int | None = _f(None, "images per batch, all processes together under torchrun (64; 256 for 2-D points)")
     # how long
     steps: int | None = _f(None, "number of G updates (the training step count)")
     epochs: float | None = _f(None, "train for this many passes over the data instead of --steps")
@@ -77,6 +81,7 @@ class TrainConfig:
     # where and how fast
     device: str = _f("auto", "auto (a GPU when there is one), cpu or cuda")
     precision: str = _f("fp32", "fp32, bf16 or fp16 (autocast)")
+    sync_bn: bool = _f(False, "under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm; GPUs only)")
     # what gets written
     out: str | None = _f(None, "run directory (default: runs/DATA-TIMESTAMP)")
     log_every: int = _f(50, "steps between metric lines (and the only host syncs)")
@@ -152,6 +157,8 @@ class TrainConfig:
         if self.augment is not None:
             from ganforge.augment import parse_policy
             parse_policy(self.augment)
+        if self.workers is not None and (isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0):
+            raise ConfigError(f"--workers must be a whole number >= 0 (0 decodes in the training process), got {self.workers!r}")
         if not isinstance(self.data, str) or not self.data:
             raise ConfigError("--data must name a dataset or a folder")
         choices = {"loss": LOSSES, "model": MODELS, "precision": PRECISIONS, "device": DEVICES,
