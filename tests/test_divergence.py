@@ -83,3 +83,14 @@ def test_cli_huge_learning_rate_stops_cleanly(tmp_path, capsys):
     assert code == 2 and "diverged at step" in err and "Traceback" not in err, err
     step = int(err.split("diverged at step ")[1].split()[0])
     assert step % 5 == 0 and math.isfinite(step)
+
+
+def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_again(tmp_path, caplog):
+    cfg = tiny_config(tmp_path, steps=4)
+    full = Trainer(cfg).fit()
+    for p in (full.dir / "checkpoints").iterdir():  # as if killed before the first save
+        p.unlink()
+    again = Trainer(cfg, resume=True).fit()
+    assert "no checkpoint yet: starting it again from step 0" in caplog.text
+    assert [r.count('"step"') for r in (again.dir / "metrics.jsonl").read_text().splitlines()] == [1, 1]
+    assert all(torch.equal(a, b) for a, b in zip(full.G.state_dict().values(), again.G.state_dict().values()))

@@ -181,8 +181,11 @@ class Trainer:
                                 g_steps=cfg.g_steps)
         self.batches = InMemoryBatches(self.dataset.data, cfg.batch, cfg.seed, self.device)
         self.guard = DivergenceGuard(cfg.on_divergence, cfg.max_rollbacks)
-        if self.resume:
+        if self.resume and self.checkpoints():
             self.load_checkpoint()
+        elif self.resume:  # killed before its first checkpoint: nothing was saved, so it starts again
+            log.warning("%s has no checkpoint yet: starting it again from step 0", self.run_dir)
+            drop_metrics_after(self.run_dir / "metrics.jsonl", 0)
         else:
             cfg.save(self.run_dir / "config.yaml")
         log.info("training %s on %s (%d samples, shape %s) for %d steps on %s -> %s", cfg.model,
