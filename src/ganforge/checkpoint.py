@@ -109,7 +109,8 @@ def clean_partial(directory: Path) -> list[Path]:
 def refuse_pickle(path: Path) -> None:
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise CheckpointError(f"{path} looks like a pickle file, which can run arbitrary code when loaded; ganforge "
-                              f"loads only safetensors weights with a JSON state file")
+                              f"loads only safetensors weights with a JSON state file (pass a run directory, or "
+                              f"convert a file you trust with safetensors.torch.save_file)")
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -131,11 +132,14 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     try:
         meta = json.loads(path.read_text())
         weights = path.parent / meta["weights"]
+        if weights.suffix != ".safetensors":
+            raise CheckpointError(f"{path} names weights {meta['weights']!r}, not a .safetensors file; ganforge "
+                                  f"loads weights only from safetensors")
         if weights.stat().st_size != meta["weights_bytes"]:
             raise CheckpointError(f"{weights} is truncated ({weights.stat().st_size} of {meta['weights_bytes']} bytes): "
                                   f"resume from an earlier checkpoint")
         return load_file(str(weights)), meta
-    except (json.JSONDecodeError, KeyError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, KeyError, UnicodeDecodeError, TypeError) as e:
         raise CheckpointError(f"{path} is not a ganforge checkpoint state file ({e})") from None
     except (SafetensorError, OSError) as e:
         raise CheckpointError(f"cannot read the weights of {path}: {e}") from None
