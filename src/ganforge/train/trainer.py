@@ -21,6 +21,7 @@ from torch import nn
 from ganforge.config import TrainConfig
 from ganforge.errors import ConfigError
 from ganforge.train.callbacks import Callback, MetricsLog, Progress, SampleGrids
+from ganforge.train.evaluation import Evaluation
 from ganforge.train.run import Run
 from ganforge.train.step import STATS, GANStep
 
@@ -62,12 +63,16 @@ class Trainer:
         self.extra_callbacks = callbacks or []
         self.resume, self.overwrite = resume, overwrite
         self.step = 0
+        self.protected_steps: set[int] = set()  # checkpoints that pruning keeps (the best one, by evaluation)
+        self.saved_step: int | None = None
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> Run:
         self.setup()
         cfg = self.config
-        callbacks = [MetricsLog(), SampleGrids(cfg.sample_every), *self.extra_callbacks, Progress(cfg.quiet)]
+        evaluation = [Evaluation(cfg.eval_every, cfg.eval_n)] if cfg.eval_every else []  # adds eval/ keys: first
+        callbacks = [*evaluation, MetricsLog(), SampleGrids(cfg.sample_every), *self.extra_callbacks,
+                     Progress(cfg.quiet)]
         for cb in callbacks:
             cb.on_start(self)
 
@@ -81,7 +86,8 @@ class Trainer:
             count += 1
             self.step += 1
 
-            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+            evaluate_now = cfg.eval_every and self.step % cfg.eval_every == 0
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps or evaluate_now:
                 values = (running / count).tolist()  # the one host sync of the interval
                 now = time.perf_counter()
                 images = (self.step - lap_step) * cfg.batch * cfg.d_steps
@@ -92,6 +98,7 @@ class Trainer:
                 count, lap, lap_step = 0, now, self.step
                 for cb in callbacks:
                     cb.on_metrics(self, metrics)
+                lap = time.perf_counter()  # throughput counts training, not evaluation or logging
             for cb in callbacks:
                 cb.on_step(self)
             if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
@@ -186,6 +193,8 @@ class Trainer:
     def save_checkpoint(self) -> None:
         from ganforge.checkpoint import flatten_module, flatten_optimizer, save_checkpoint
 
+        if self.saved_step == self.step:  # already written this step (e.g. as the best so far)
+            return
         tensors = {**flatten_module("G", self.G), **flatten_module("D", self.D)}
         opt_meta = {}
         for name, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
@@ -199,7 +208,9 @@ class Trainer:
         meta = {"data_shape": list(self.dataset.shape), "latent_dim": self.latent_dim, "optimizers": opt_meta,
                 "batches": self.batches.state_dict(), "numpy_rng": [np_state[0], np_state[1].tolist(), *np_state[2:]],
                 "python_rng": _jsonable(random.getstate())}
-        save_checkpoint(self.run_dir / "checkpoints", self.step, tensors, meta, keep=self.config.keep_checkpoints)
+        save_checkpoint(self.run_dir / "checkpoints", self.step, tensors, meta, keep=self.config.keep_checkpoints,
+                        protect=self.protected_steps)
+        self.saved_step = self.step
 
     def load_checkpoint(self) -> None:
         from ganforge.checkpoint import load_checkpoint, load_module, load_optimizer
@@ -216,7 +227,7 @@ class Trainer:
         np.random.set_state((kind, np.array(keys, dtype=np.uint32), *rest))
         random.setstate(_tuplify(meta["python_rng"]))
         self.batches.load_state_dict(meta["batches"])
-        self.step = meta["step"]
+        self.step = self.saved_step = meta["step"]
         log.info("resumed %s at step %d", self.run_dir, self.step)
 
     # ------------------------------------------------------------------ the end
