@@ -94,3 +94,29 @@ def test_images_without_classifier_skip_with_one_warning(tmp_path, monkeypatch, 
     assert len(warnings) == 1 and "ganforge train-classifier --data digits" in warnings[0]
     assert not any(k.startswith("eval/") for r in rows_of(run.dir) for k in r)
     assert not (run.dir / "eval.json").exists()
+
+
+def test_best_checkpoint_loads_and_evaluates(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    import ganforge.train.evaluation as evaluation
+    from ganforge import load_run
+    from ganforge.errors import CheckpointError
+
+    monkeypatch.setattr(evaluation, "headline", lambda result: ("modes", (0,)))  # the first evaluation stays best
+    run = Trainer(points_config(tmp_path, steps=8, eval_every=4)).fit()
+    best, latest = load_run(run.dir, checkpoint="best"), load_run(run.dir)
+    assert torch.equal(latest.sample(16), run.sample(16))
+    assert not torch.equal(best.sample(16), latest.sample(16))  # step 4's G, not step 8's
+    assert torch.equal(load_run(run.dir, checkpoint=4).sample(16), best.sample(16))
+    with pytest.raises(CheckpointError, match="step 5"):
+        load_run(run.dir, checkpoint=5)
+    r = subprocess.run([sys.executable, "-m", "ganforge", "eval", str(run.dir), "--checkpoint", "best"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["checkpoint"] == "best"
+    (run.dir / "checkpoints" / "best.json").unlink()
+    r = subprocess.run([sys.executable, "-m", "ganforge", "eval", str(run.dir), "--checkpoint", "best"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "--eval-every" in r.stderr and len(r.stderr.strip().splitlines()) == 1

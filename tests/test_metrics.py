@@ -240,7 +240,7 @@ def test_eval_command_writes_eval_json(digits_env, tmp_path, monkeypatch, capsys
         def sample(self, n, seed=0):
             return mixture_modes("grid25")[:20].repeat(n // 20 + 1, 1)[:n]
 
-    monkeypatch.setattr(run_module, "load_run", lambda path, device="cpu": FakeRun())
+    monkeypatch.setattr(run_module, "load_run", lambda path, device="cpu", checkpoint=None: FakeRun())
     parser = argparse.ArgumentParser()
     eval_cmd.add_parser(parser.add_subparsers(), "eval")
     args = parser.parse_args(["eval", str(tmp_path)])

@@ -22,6 +22,8 @@ def add_parser(sub, name):
     p.add_argument("--split", choices=("train", "test"), default="train", help="real images to compare with")
     p.add_argument("--seed", type=int, default=0, help="noise seed of the generated samples")
     p.add_argument("--device", default="cpu", help="cpu or cuda (for the generator)")
+    p.add_argument("--checkpoint", default=None,
+                   help="best (the best by --eval-every during training), latest (default) or a step number")
     p.set_defaults(handler=run)
 
 
@@ -33,11 +35,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.n is not None and args.n < 2:
         raise ConfigError(f"--n must be at least 2, got {args.n}")
-    run_ = load_run(args.run, device=args.device)
+    run_ = load_run(args.run, device=args.device, checkpoint=args.checkpoint)
     cfg = run_.config
     result = evaluate(lambda n: run_.sample(n, seed=args.seed), cfg.data, data_dir=cfg.data_dir, n=args.n,
                       features=args.features, resolution=getattr(cfg, "resolution", None), split=args.split)
-    result = json_safe({"run": str(run_.dir), "sample_seed": args.seed, **result})
+    result = json_safe({"run": str(run_.dir), "checkpoint": args.checkpoint or "latest", "sample_seed": args.seed,
+                        **result})
     text = json.dumps(result, indent=1)
     out = run_.dir / "eval.json"
     try:
