@@ -73,6 +73,7 @@ class Trainer:
         evaluation = [Evaluation(cfg.eval_every, cfg.eval_n)] if cfg.eval_every else []  # adds eval/ keys: first
         callbacks = [*evaluation, MetricsLog(), SampleGrids(cfg.sample_every), *self.extra_callbacks,
                      Progress(cfg.quiet)]
+        callbacks = callbacks if self.dist.is_main else []  # rank 0 alone writes logs, samples and evaluations
         for cb in callbacks:
             cb.on_start(self)
 
@@ -88,7 +89,7 @@ class Trainer:
 
             evaluate_now = cfg.eval_every and self.step % cfg.eval_every == 0
             if self.step % cfg.log_every == 0 or self.step == cfg.steps or evaluate_now:
-                values = (running / count).tolist()  # the one host sync of the interval
+                values = self.dist.mean(running / count).tolist()  # the one host sync of the interval
                 now = time.perf_counter()
                 images = (self.step - lap_step) * cfg.batch * cfg.d_steps
                 metrics = {"step": self.step, "epoch": round(self.batches.epochs_done, 4),
@@ -101,25 +102,31 @@ class Trainer:
                 lap = time.perf_counter()  # throughput counts training, not evaluation or logging
             for cb in callbacks:
                 cb.on_step(self)
-            if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+            if (self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps) and self.dist.is_main:
                 self.save_checkpoint()
 
         for cb in callbacks:
             cb.on_end(self)
-        self.finish()
+        if self.dist.is_main:
+            self.finish()
+        self.dist.close()
         return Run(self.run_dir, self.config, self.G, self.dataset.shape, self.device)
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> None:
-        from ganforge.data import load_dataset
-        from ganforge.data.batches import InMemoryBatches
+        from ganforge.data.batches import make_batches
+        from ganforge.data.streaming import open_training_data
         from ganforge.losses import get_loss
+        from ganforge.train.distributed import Distributed, ShardedNoise
 
         cfg = self.config.validate()
-        self.device = pick_device(cfg.device)
-        self.dataset = load_dataset(cfg.data, data_dir=cfg.data_dir, resolution=cfg.resolution or cfg.preset().get("resolution"))
+        self.dist = Distributed.from_env(pick_device(cfg.device))  # one process unless started by torchrun
+        self.device = self.dist.device(pick_device(cfg.device))
+        self.dataset = open_training_data(cfg.data, data_dir=cfg.data_dir, stream=cfg.stream,
+                                          resolution=cfg.resolution or cfg.preset().get("resolution"))
         cfg = self.config = cfg.resolve(len(self.dataset), self.dataset.shape)
-        self.run_dir = self.prepare_run_dir()
+        self.dist.per_rank_batch(cfg.batch)
+        self.run_dir = self.dist.on_main(self.prepare_run_dir)
         seed_everything(cfg.seed)
 
         if self.G is not None:
@@ -134,13 +141,16 @@ class Trainer:
         self.opt_g = make_optimizer(cfg.optimizer, self.G.parameters(), cfg.lr, cfg.betas)
         self.opt_d = make_optimizer(cfg.optimizer, self.D.parameters(), cfg.lr_d, cfg.betas)
         self.loss = get_loss(cfg.loss)
-        self.gan_step = GANStep(self.G, _Flatten(self.D), self.opt_g, self.opt_d, self.loss, self.latent_dim,
-                                g_steps=cfg.g_steps)
-        self.batches = InMemoryBatches(self.dataset.data, cfg.batch, cfg.seed, self.device)
+        self.batches = make_batches(self.dataset, cfg.batch, cfg.seed, self.device, rank=self.dist.rank,
+                                    world_size=self.dist.world_size, workers=cfg.workers)
         if self.resume:
             self.load_checkpoint()
-        else:
+        elif self.dist.is_main:
             cfg.save(self.run_dir / "config.yaml")
+        G, D = self.dist.wrap(self.G, _Flatten(self.D), cfg.sync_bn)  # DDP when several processes
+        self.gan_step = GANStep(G, D, self.opt_g, self.opt_d, self.loss, self.latent_dim, g_steps=cfg.g_steps)
+        if self.dist.enabled:  # each rank draws its rows of the global noise batch
+            self.gan_step.noise = ShardedNoise(self.latent_dim, self.dist.rank, self.dist.world_size)
         log.info("training %s on %s (%d samples, shape %s) for %d steps on %s -> %s", cfg.model,
                  cfg.data, len(self.dataset), tuple(self.dataset.shape), cfg.steps, self.device, self.run_dir)
 
