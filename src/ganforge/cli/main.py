@@ -18,6 +18,7 @@ COMMANDS = {
     "sample": "sample",
     "eval": "eval_cmd",
     "train-classifier": "train_classifier",
+    "report": "report",
 }
 
 

@@ -23,6 +23,7 @@ from ganforge.config import TrainConfig
 from ganforge.errors import ConfigError, TrainingStopped
 from ganforge.train.callbacks import Callback, MetricsLog, Progress, SampleGrids
 from ganforge.train.divergence import DivergenceGuard, find_problem, weights_finite
+from ganforge.train.evaluation import Evaluation
 from ganforge.train.run import Run
 from ganforge.train.signals import StopOnSignal
 from ganforge.train.step import STATS, GANStep
@@ -65,13 +66,16 @@ class Trainer:
         self.extra_callbacks = callbacks or []
         self.resume, self.overwrite = resume, overwrite
         self.step = 0
+        self.saved_step: int | None = None
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> Run:
         self.setup()
         cfg = self.config
-        callbacks = [MetricsLog(), SampleGrids(cfg.sample_every), *self.extra_callbacks, Progress(cfg.quiet)]
-        callbacks = callbacks if self.dist.is_main else []  # rank 0 alone writes logs and samples
+        evaluation = [Evaluation(cfg.eval_every, cfg.eval_n)] if cfg.eval_every else []  # adds eval/ keys: first
+        callbacks = [*evaluation, MetricsLog(), SampleGrids(cfg.sample_every), *self.extra_callbacks,
+                     Progress(cfg.quiet)]
+        callbacks = callbacks if self.dist.is_main else []  # rank 0 alone writes logs, samples and evaluations
         for cb in callbacks:
             cb.on_start(self)
         if cfg.on_divergence == "rollback" and not self.checkpoints() and self.dist.is_main:
@@ -89,7 +93,8 @@ class Trainer:
                 self.step += 1
 
                 stopping = stop.received  # read once, so that the save below and the exit agree
-                log_due = self.step % cfg.log_every == 0 or self.step == cfg.steps
+                evaluate_now = cfg.eval_every and self.step % cfg.eval_every == 0
+                log_due = self.step % cfg.log_every == 0 or self.step == cfg.steps or evaluate_now
                 save_due = self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps or stopping
                 if log_due or save_due:
                     # the one host sync of the interval: mean statistics plus a weights-are-finite flag
@@ -110,6 +115,7 @@ class Trainer:
                     count, lap, lap_step = 0, now, self.step
                     for cb in callbacks:
                         cb.on_metrics(self, metrics)
+                    lap = time.perf_counter()  # throughput counts training, not evaluation or logging
                 for cb in callbacks:
                     cb.on_step(self)
                 if save_due and self.dist.is_main:
@@ -260,6 +266,8 @@ class Trainer:
         """Everything an exact resume needs: weights, optimiser moments, every RNG, the data position, counters."""
         from ganforge.checkpoint import flatten_module, flatten_optimizer, save_checkpoint
 
+        if self.saved_step == self.step:  # already written this step (e.g. as the best so far)
+            return
         tensors = {**flatten_module("G", self.G), **flatten_module("D", self.D)}
         opt_meta = {}
         for name, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
@@ -274,6 +282,7 @@ class Trainer:
                 "batches": self.batches.state_dict(), "numpy_rng": [np_state[0], np_state[1].tolist(), *np_state[2:]],
                 "python_rng": _jsonable(random.getstate()), "divergence": self.guard.state_dict()}
         save_checkpoint(self.run_dir / "checkpoints", self.step, tensors, meta, keep=self.config.keep_checkpoints)
+        self.saved_step = self.step
 
     def load_checkpoint(self, rollback: bool = False) -> None:
         """Restore the newest checkpoint. A rollback keeps the in-memory rollback count and applies its
@@ -293,7 +302,7 @@ class Trainer:
         np.random.set_state((kind, np.array(keys, dtype=np.uint32), *rest))
         random.setstate(_tuplify(meta["python_rng"]))
         self.batches.load_state_dict(meta["batches"])
-        self.step = meta["step"]
+        self.step = self.saved_step = meta["step"]
         saved = meta.get("divergence", {"rollbacks": 0, "lr_scale": 1.0})
         if rollback:
             for opt in (self.opt_g, self.opt_d):
