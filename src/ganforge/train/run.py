@@ -53,7 +53,9 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
     """Rebuild G from a run directory's config.yaml and its newest checkpoint (safetensors only)."""
     from ganforge.checkpoint import load_checkpoint, load_module, refuse_pickle
     from ganforge.models import build
+    from ganforge.train.trainer import pick_device
 
+    device = pick_device(str(device))
     path = Path(path)
     refuse_pickle(path)
     if not (path / "config.yaml").is_file():

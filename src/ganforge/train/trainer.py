@@ -23,6 +23,7 @@ from ganforge.config import TrainConfig
 from ganforge.errors import ConfigError, TrainingStopped
 from ganforge.train.callbacks import Callback, MetricsLog, Progress, SampleGrids
 from ganforge.train.divergence import DivergenceGuard, find_problem, weights_finite
+from ganforge.train.resources import describe, explain_out_of_memory
 from ganforge.train.run import Run
 from ganforge.train.signals import StopOnSignal
 from ganforge.train.step import STATS, GANStep
@@ -33,9 +34,15 @@ log = logging.getLogger("ganforge")
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"unknown device '{name}': use auto, cpu, cuda or cuda:N")
+    if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for but PyTorch sees no GPU: use --device cpu or auto")
-    return torch.device(name)
+    return device
 
 
 def seed_everything(seed: int) -> None:
@@ -71,14 +78,15 @@ class Trainer:
         self.setup()
         cfg = self.config
         callbacks = [MetricsLog(), SampleGrids(cfg.sample_every), *self.extra_callbacks, Progress(cfg.quiet)]
-        for cb in callbacks:
-            cb.on_start(self)
-        if cfg.on_divergence == "rollback" and not self.checkpoints():
-            self.save_checkpoint()  # something to roll back to, even before the first regular checkpoint
+        # a signal stops at the end of a step; a full disk or too little memory is one line, not a traceback
+        with self.stop_on_resource_error(), StopOnSignal() as stop:
+            for cb in callbacks:
+                cb.on_start(self)
+            if cfg.on_divergence == "rollback" and not self.checkpoints():
+                self.save_checkpoint()  # something to roll back to, even before the first regular checkpoint
 
-        running, count = torch.zeros(len(STATS), device=self.device), 0
-        lap, lap_step = time.perf_counter(), self.step
-        with StopOnSignal() as stop, self.stop_on_write_error():
+            running, count = torch.zeros(len(STATS), device=self.device), 0
+            lap, lap_step = time.perf_counter(), self.step
             while self.step < cfg.steps:
                 real_batches = [self.batches.next() for _ in range(cfg.d_steps)]
                 with self.precision():
@@ -117,9 +125,9 @@ class Trainer:
                                           f"with: ganforge train --resume {shlex.quote(str(self.run_dir))}",
                                           exit_code=stop.exit_code)
 
-        for cb in callbacks:
-            cb.on_end(self)
-        self.finish()
+            for cb in callbacks:
+                cb.on_end(self)
+            self.finish()
         return Run(self.run_dir, self.config, self.G, self.dataset.shape, self.device)
 
     def recover_from_divergence(self, problem: str) -> None:
@@ -141,26 +149,35 @@ class Trainer:
         raise TrainingStopped(f"training diverged at step {bad_step} ({problem}); {last}; {fix}")
 
     @contextlib.contextmanager
-    def stop_on_write_error(self):
-        """A full disk or a lost mount is not a bug: say what failed and how to continue, no traceback."""
+    def stop_on_resource_error(self):
+        """A full disk, a lost mount or too little memory is not a bug: say what failed and how to continue."""
         try:
             yield
-        except OSError as e:
+        except (OSError, RuntimeError, MemoryError) as e:
+            problem = describe(e)
+            if problem is None:
+                raise
             saved = self.checkpoints()
             last = f"the last complete checkpoint is {self.checkpoint_path(saved[-1])}" if saved else "no checkpoint was saved"
-            raise TrainingStopped(f"cannot write {e.filename or 'to ' + str(self.run_dir)} at step {self.step} "
-                                  f"({e.strerror or e}); {last}; free some space or fix the folder, then continue "
-                                  f"with: ganforge train --resume {shlex.quote(str(self.run_dir))}") from None
+            fix = "free some space or fix the folder" if isinstance(e, OSError) else "free memory (or use a smaller --batch)"
+            raise TrainingStopped(f"{problem} at step {self.step}; {last}; {fix}, then continue with: ganforge train "
+                                  f"--resume {shlex.quote(str(self.run_dir))}") from None
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> None:
         from ganforge.data import load_dataset
         from ganforge.data.batches import InMemoryBatches
+        from ganforge.data.toy2d import MIXTURES
+        from ganforge.models.dcgan import check_image_shape
         from ganforge.losses import get_loss
 
         cfg = self.config.validate()
         self.device = pick_device(cfg.device)
-        self.dataset = load_dataset(cfg.data, data_dir=cfg.data_dir, resolution=cfg.resolution or cfg.preset().get("resolution"))
+        resolution = cfg.resolution or cfg.preset().get("resolution")
+        if resolution and cfg.model in (None, "dcgan") and cfg.data not in MIXTURES:
+            check_image_shape((1, resolution, resolution))  # before resizing the data to a size no model takes
+        with explain_out_of_memory(f"loading {cfg.data} at resolution {resolution}", "use a smaller --resolution"):
+            self.dataset = load_dataset(cfg.data, data_dir=cfg.data_dir, resolution=resolution)
         cfg = self.config = cfg.resolve(len(self.dataset), self.dataset.shape)
         self.run_dir = self.prepare_run_dir()
         seed_everything(cfg.seed)
@@ -169,8 +186,9 @@ class Trainer:
             self.config = cfg = cfg.replace(model="custom")
         else:
             from ganforge.models import build
-            self.G, self.D = build(cfg.model, self.dataset.shape, latent_dim=cfg.latent_dim, width=cfg.width,
-                                   d_norm=cfg.d_norm)
+            with explain_out_of_memory("building the models", "use a smaller --width or --latent-dim"):
+                self.G, self.D = build(cfg.model, self.dataset.shape, latent_dim=cfg.latent_dim, width=cfg.width,
+                                       d_norm=cfg.d_norm)
         self.latent_dim = getattr(self.G, "latent_dim", cfg.latent_dim)
         self.G.to(self.device).train()
         self.D.to(self.device).train()
