@@ -38,7 +38,7 @@ def one_line_error(argv, capsys, *expected):
 def test_empty_folder(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     one_line_error(["train", "--data", tmp_path / "empty", "--out", tmp_path / "r", *TINY], capsys,
-                   "no images", "point --data at a folder")
+                   "no images", "point --data at")
 
 
 def bad_files(folder):
@@ -67,8 +67,8 @@ def test_only_bad_files_is_an_error(tmp_path, capsys):
     bad_files(tmp_path / "data")
     for p in (tmp_path / "data").glob("ok*.png"):
         p.unlink()
-    one_line_error(["train", "--data", tmp_path / "data", "--out", tmp_path / "r", *TINY], capsys,
-                   "none of the 4 image files", "could be read")
+    message = one_line_error(["train", "--data", tmp_path / "data", "--out", tmp_path / "r", *TINY], capsys)
+    assert "be read" in message and "valid image" in message
 
 
 def test_mixed_sizes_and_colour_modes_are_converted(tmp_path, capsys, caplog):

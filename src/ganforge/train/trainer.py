@@ -78,11 +78,12 @@ class Trainer:
         self.setup()
         cfg = self.config
         callbacks = [MetricsLog(), SampleGrids(cfg.sample_every), *self.extra_callbacks, Progress(cfg.quiet)]
+        callbacks = callbacks if self.dist.is_main else []  # rank 0 alone writes logs and samples
         # a signal stops at the end of a step; a full disk or too little memory is one line, not a traceback
         with self.stop_on_resource_error(), StopOnSignal() as stop:
             for cb in callbacks:
                 cb.on_start(self)
-            if cfg.on_divergence == "rollback" and not self.checkpoints():
+            if cfg.on_divergence == "rollback" and not self.checkpoints() and self.dist.is_main:
                 self.save_checkpoint()  # something to roll back to, even before the first regular checkpoint
 
             running, count = torch.zeros(len(STATS), device=self.device), 0
@@ -96,10 +97,13 @@ class Trainer:
                 self.step += 1
 
                 log_due = self.step % cfg.log_every == 0 or self.step == cfg.steps
-                save_due = self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps or stop.received
-                if log_due or save_due:
-                    # the one host sync of the interval: mean statistics plus a weights-are-finite flag
-                    *values, weights_ok = torch.cat([running / count, weights_finite(self.G, self.D)]).tolist()
+                save_due = self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps
+                stopping = stop.received is not None and not self.dist.enabled  # ranks agree at the sync below
+                if log_due or save_due or stopping:
+                    # the one host sync of the interval: mean statistics, a weights-are-finite flag, a stop flag
+                    health = torch.cat([running / count, weights_finite(self.G, self.D), stop.flag(self.device)])
+                    *values, weights_ok, stop_flag = self.dist.mean(health).tolist()
+                    stopping = stop_flag > 0
                     problem = find_problem(STATS, values, weights_ok)
                     if problem:
                         self.recover_from_divergence(problem)  # rolls back, or raises TrainingStopped
@@ -118,16 +122,18 @@ class Trainer:
                         cb.on_metrics(self, metrics)
                 for cb in callbacks:
                     cb.on_step(self)
-                if save_due:
+                if (save_due or stopping) and self.dist.is_main:
                     self.save_checkpoint()
-                if stop.received:
-                    raise TrainingStopped(f"stopped by {stop.name} at step {self.step}; checkpoint saved; continue "
-                                          f"with: ganforge train --resume {shlex.quote(str(self.run_dir))}",
-                                          exit_code=stop.exit_code)
+                if stopping:
+                    raise TrainingStopped(f"stopped by {stop.name or 'a signal'} at step {self.step}; checkpoint "
+                                          f"saved; continue with: ganforge train --resume "
+                                          f"{shlex.quote(str(self.run_dir))}", exit_code=stop.exit_code)
 
             for cb in callbacks:
                 cb.on_end(self)
-            self.finish()
+            if self.dist.is_main:
+                self.finish()
+        self.dist.close()
         return Run(self.run_dir, self.config, self.G, self.dataset.shape, self.device)
 
     def recover_from_divergence(self, problem: str) -> None:
@@ -165,21 +171,24 @@ class Trainer:
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> None:
-        from ganforge.data import load_dataset
-        from ganforge.data.batches import InMemoryBatches
+        from ganforge.data.batches import make_batches
+        from ganforge.data.streaming import open_training_data
         from ganforge.data.toy2d import MIXTURES
         from ganforge.models.dcgan import check_image_shape
         from ganforge.losses import get_loss
+        from ganforge.train.distributed import Distributed, ShardedNoise
 
         cfg = self.config.validate()
-        self.device = pick_device(cfg.device)
+        self.dist = Distributed.from_env(pick_device(cfg.device))  # one process unless started by torchrun
+        self.device = self.dist.device(pick_device(cfg.device))
         resolution = cfg.resolution or cfg.preset().get("resolution")
         if resolution and cfg.model in (None, "dcgan") and cfg.data not in MIXTURES:
             check_image_shape((1, resolution, resolution))  # before resizing the data to a size no model takes
         with explain_out_of_memory(f"loading {cfg.data} at resolution {resolution}", "use a smaller --resolution"):
-            self.dataset = load_dataset(cfg.data, data_dir=cfg.data_dir, resolution=resolution)
+            self.dataset = open_training_data(cfg.data, data_dir=cfg.data_dir, stream=cfg.stream, resolution=resolution)
         cfg = self.config = cfg.resolve(len(self.dataset), self.dataset.shape)
-        self.run_dir = self.prepare_run_dir()
+        self.dist.per_rank_batch(cfg.batch)
+        self.run_dir = self.dist.on_main(self.prepare_run_dir)
         seed_everything(cfg.seed)
 
         if self.G is not None:
@@ -195,17 +204,21 @@ class Trainer:
         self.opt_g = make_optimizer(cfg.optimizer, self.G.parameters(), cfg.lr, cfg.betas)
         self.opt_d = make_optimizer(cfg.optimizer, self.D.parameters(), cfg.lr_d, cfg.betas)
         self.loss = get_loss(cfg.loss)
-        self.gan_step = GANStep(self.G, _Flatten(self.D), self.opt_g, self.opt_d, self.loss, self.latent_dim,
-                                g_steps=cfg.g_steps)
-        self.batches = InMemoryBatches(self.dataset.data, cfg.batch, cfg.seed, self.device)
+        self.batches = make_batches(self.dataset, cfg.batch, cfg.seed, self.device, rank=self.dist.rank,
+                                    world_size=self.dist.world_size, workers=cfg.workers)
         self.guard = DivergenceGuard(cfg.on_divergence, cfg.max_rollbacks)
         if self.resume and self.checkpoints():
             self.load_checkpoint()
         elif self.resume:  # killed before its first checkpoint: nothing was saved, so it starts again
             log.warning("%s has no checkpoint yet: starting it again from step 0", self.run_dir)
-            drop_metrics_after(self.run_dir / "metrics.jsonl", 0)
-        else:
+            if self.dist.is_main:
+                drop_metrics_after(self.run_dir / "metrics.jsonl", 0)
+        elif self.dist.is_main:
             cfg.save(self.run_dir / "config.yaml")
+        G, D = self.dist.wrap(self.G, _Flatten(self.D), cfg.sync_bn)  # DDP when several processes
+        self.gan_step = GANStep(G, D, self.opt_g, self.opt_d, self.loss, self.latent_dim, g_steps=cfg.g_steps)
+        if self.dist.enabled:  # each rank draws its rows of the global noise batch
+            self.gan_step.noise = ShardedNoise(self.latent_dim, self.dist.rank, self.dist.world_size)
         log.info("training %s on %s (%d samples, shape %s) for %d steps on %s -> %s", cfg.model,
                  cfg.data, len(self.dataset), tuple(self.dataset.shape), cfg.steps, self.device, self.run_dir)
 
@@ -286,7 +299,8 @@ class Trainer:
         lower learning-rate scale on top of the rates the checkpoint was saved with."""
         from ganforge.checkpoint import clean_partial, load_checkpoint, load_module, load_optimizer
 
-        clean_partial(self.run_dir / "checkpoints")  # what a kill in the middle of a save left behind
+        if self.dist.is_main:
+            clean_partial(self.run_dir / "checkpoints")  # what a kill in the middle of a save left behind
         tensors, meta = load_checkpoint(self.run_dir / "checkpoints")
         load_module("G", self.G, tensors)
         load_module("D", self.D, tensors)
@@ -307,7 +321,8 @@ class Trainer:
                     group["lr"] *= self.guard.lr_scale / saved["lr_scale"]
         else:
             self.guard.load_state_dict(saved)
-            drop_metrics_after(self.run_dir / "metrics.jsonl", self.step)
+            if self.dist.is_main:
+                drop_metrics_after(self.run_dir / "metrics.jsonl", self.step)
             log.info("resumed %s at step %d", self.run_dir, self.step)
 
     # ------------------------------------------------------------------ the end
