@@ -141,10 +141,10 @@ class TrainConfig:
             positive(name)
         for name in ("lr", "lr_d", "epochs"):
             positive(name, integer=False)
-        if isinstance(self.max_rollbacks, bool) or not isinstance(self.max_rollbacks, int) or self.max_rollbacks < 0:
-            raise ConfigError(f"--max-rollbacks must be a whole number >= 0, got {self.max_rollbacks!r}")
         if self.workers is not None and (isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0):
             raise ConfigError(f"--workers must be a whole number >= 0 (0 decodes in the training process), got {self.workers!r}")
+        if isinstance(self.max_rollbacks, bool) or not isinstance(self.max_rollbacks, int) or self.max_rollbacks < 0:
+            raise ConfigError(f"--max-rollbacks must be a whole number >= 0, got {self.max_rollbacks!r}")
         if not isinstance(self.data, str) or not self.data:
             raise ConfigError("--data must name a dataset or a folder")
         choices = {"loss": LOSSES, "model": MODELS, "precision": PRECISIONS, "device": DEVICES,
