@@ -120,6 +120,9 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
 
     path = Path(path)
     refuse_pickle(path)
+    if path.name == "checkpoints" and not path.exists():
+        raise CheckpointError(f"{path.parent} has no checkpoint yet: train it (or continue it with ganforge train "
+                              f"--resume {path.parent}) until it saves one")
     if path.is_dir():
         steps = list_checkpoints(path)
         if not steps:

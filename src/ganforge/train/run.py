@@ -79,7 +79,9 @@ def load_run(path: str | Path, device: str = "cpu", checkpoint: str | int | None
     "best" for the best by evaluation during training (--eval-every), or a step number."""
     from ganforge.checkpoint import load_checkpoint, load_module, refuse_pickle
     from ganforge.models import build
+    from ganforge.train.trainer import pick_device
 
+    device = pick_device(str(device))
     path = Path(path)
     refuse_pickle(path)
     if not (path / "config.yaml").is_file():

@@ -24,6 +24,7 @@ from ganforge.errors import ConfigError, TrainingStopped
 from ganforge.train.callbacks import Callback, MetricsLog, Progress, SampleGrids
 from ganforge.train.divergence import DivergenceGuard, find_problem, weights_finite
 from ganforge.train.evaluation import Evaluation
+from ganforge.train.resources import describe, explain_out_of_memory
 from ganforge.train.run import Run
 from ganforge.train.signals import StopOnSignal
 from ganforge.train.step import STATS, GANStep
@@ -34,9 +35,15 @@ log = logging.getLogger("ganforge")
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"unknown device '{name}': use auto, cpu, cuda or cuda:N")
+    if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for but PyTorch sees no GPU: use --device cpu or auto")
-    return torch.device(name)
+    return device
 
 
 def seed_everything(seed: int) -> None:
@@ -76,14 +83,15 @@ class Trainer:
         callbacks = [*evaluation, MetricsLog(), SampleGrids(cfg.sample_every), *self.extra_callbacks,
                      Progress(cfg.quiet)]
         callbacks = callbacks if self.dist.is_main else []  # rank 0 alone writes logs, samples and evaluations
-        for cb in callbacks:
-            cb.on_start(self)
-        if cfg.on_divergence == "rollback" and not self.checkpoints() and self.dist.is_main:
-            self.save_checkpoint()  # something to roll back to, even before the first regular checkpoint
+        # a signal stops at the end of a step; a full disk or too little memory is one line, not a traceback
+        with self.stop_on_resource_error(), StopOnSignal() as stop:
+            for cb in callbacks:
+                cb.on_start(self)
+            if cfg.on_divergence == "rollback" and not self.checkpoints() and self.dist.is_main:
+                self.save_checkpoint()  # something to roll back to, even before the first regular checkpoint
 
-        running, count = torch.zeros(len(STATS), device=self.device), 0
-        lap, lap_step = time.perf_counter(), self.step
-        with StopOnSignal() as stop, self.stop_on_write_error():
+            running, count = torch.zeros(len(STATS), device=self.device), 0
+            lap, lap_step = time.perf_counter(), self.step
             while self.step < cfg.steps:
                 real_batches = [self.batches.next() for _ in range(cfg.d_steps)]
                 with self.precision():
@@ -92,13 +100,15 @@ class Trainer:
                 count += 1
                 self.step += 1
 
-                stopping = stop.received  # read once, so that the save below and the exit agree
                 evaluate_now = cfg.eval_every and self.step % cfg.eval_every == 0
                 log_due = self.step % cfg.log_every == 0 or self.step == cfg.steps or evaluate_now
-                save_due = self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps or stopping
-                if log_due or save_due:
-                    # the one host sync of the interval: mean statistics plus a weights-are-finite flag
-                    *values, weights_ok = self.dist.mean(torch.cat([running / count, weights_finite(self.G, self.D)])).tolist()
+                save_due = self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps
+                stopping = stop.received is not None and not self.dist.enabled  # ranks agree at the sync below
+                if log_due or save_due or stopping:
+                    # the one host sync of the interval: mean statistics, a weights-are-finite flag, a stop flag
+                    health = torch.cat([running / count, weights_finite(self.G, self.D), stop.flag(self.device)])
+                    *values, weights_ok, stop_flag = self.dist.mean(health).tolist()
+                    stopping = stop_flag > 0
                     problem = find_problem(STATS, values, weights_ok)
                     if problem:
                         self.recover_from_divergence(problem)  # rolls back, or raises TrainingStopped
@@ -118,17 +128,17 @@ class Trainer:
                     lap = time.perf_counter()  # throughput counts training, not evaluation or logging
                 for cb in callbacks:
                     cb.on_step(self)
-                if save_due and self.dist.is_main:
+                if (save_due or stopping) and self.dist.is_main:
                     self.save_checkpoint()
                 if stopping:
-                    raise TrainingStopped(f"stopped by {stop.name} at step {self.step}; checkpoint saved; continue "
-                                          f"with: ganforge train --resume {shlex.quote(str(self.run_dir))}",
-                                          exit_code=stop.exit_code)
+                    raise TrainingStopped(f"stopped by {stop.name or 'a signal'} at step {self.step}; checkpoint "
+                                          f"saved; continue with: ganforge train --resume "
+                                          f"{shlex.quote(str(self.run_dir))}", exit_code=stop.exit_code)
 
-        for cb in callbacks:
-            cb.on_end(self)
-        if self.dist.is_main:
-            self.finish()
+            for cb in callbacks:
+                cb.on_end(self)
+            if self.dist.is_main:
+                self.finish()
         self.dist.close()
         return Run(self.run_dir, self.config, self.G, self.dataset.shape, self.device)
 
@@ -151,29 +161,37 @@ class Trainer:
         raise TrainingStopped(f"training diverged at step {bad_step} ({problem}); {last}; {fix}")
 
     @contextlib.contextmanager
-    def stop_on_write_error(self):
-        """A full disk or a lost mount is not a bug: say what failed and how to continue, no traceback."""
+    def stop_on_resource_error(self):
+        """A full disk, a lost mount or too little memory is not a bug: say what failed and how to continue."""
         try:
             yield
-        except OSError as e:
+        except (OSError, RuntimeError, MemoryError) as e:
+            problem = describe(e)
+            if problem is None:
+                raise
             saved = self.checkpoints()
             last = f"the last complete checkpoint is {self.checkpoint_path(saved[-1])}" if saved else "no checkpoint was saved"
-            raise TrainingStopped(f"cannot write {e.filename or 'to ' + str(self.run_dir)} at step {self.step} "
-                                  f"({e.strerror or e}); {last}; free some space or fix the folder, then continue "
-                                  f"with: ganforge train --resume {shlex.quote(str(self.run_dir))}") from None
+            fix = "free some space or fix the folder" if isinstance(e, OSError) else "free memory (or use a smaller --batch)"
+            raise TrainingStopped(f"{problem} at step {self.step}; {last}; {fix}, then continue with: ganforge train "
+                                  f"--resume {shlex.quote(str(self.run_dir))}") from None
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> None:
         from ganforge.data.batches import make_batches
         from ganforge.data.streaming import open_training_data
+        from ganforge.data.toy2d import MIXTURES
+        from ganforge.models.dcgan import check_image_shape
         from ganforge.losses import get_loss
         from ganforge.train.distributed import Distributed, ShardedNoise
 
         cfg = self.config.validate()
         self.dist = Distributed.from_env(pick_device(cfg.device))  # one process unless started by torchrun
         self.device = self.dist.device(pick_device(cfg.device))
-        self.dataset = open_training_data(cfg.data, data_dir=cfg.data_dir, stream=cfg.stream,
-                                          resolution=cfg.resolution or cfg.preset().get("resolution"))
+        resolution = cfg.resolution or cfg.preset().get("resolution")
+        if resolution and cfg.model in (None, "dcgan") and cfg.data not in MIXTURES:
+            check_image_shape((1, resolution, resolution))  # before resizing the data to a size no model takes
+        with explain_out_of_memory(f"loading {cfg.data} at resolution {resolution}", "use a smaller --resolution"):
+            self.dataset = open_training_data(cfg.data, data_dir=cfg.data_dir, stream=cfg.stream, resolution=resolution)
         cfg = self.config = cfg.resolve(len(self.dataset), self.dataset.shape)
         self.dist.per_rank_batch(cfg.batch)
         self.run_dir = self.dist.on_main(self.prepare_run_dir)
@@ -183,8 +201,9 @@ class Trainer:
             self.config = cfg = cfg.replace(model="custom")
         else:
             from ganforge.models import build
-            self.G, self.D = build(cfg.model, self.dataset.shape, latent_dim=cfg.latent_dim, width=cfg.width,
-                                   d_norm=cfg.d_norm)
+            with explain_out_of_memory("building the models", "use a smaller --width or --latent-dim"):
+                self.G, self.D = build(cfg.model, self.dataset.shape, latent_dim=cfg.latent_dim, width=cfg.width,
+                                       d_norm=cfg.d_norm)
         self.latent_dim = getattr(self.G, "latent_dim", cfg.latent_dim)
         self.G.to(self.device).train()
         self.D.to(self.device).train()
@@ -289,7 +308,8 @@ class Trainer:
         lower learning-rate scale on top of the rates the checkpoint was saved with."""
         from ganforge.checkpoint import clean_partial, load_checkpoint, load_module, load_optimizer
 
-        clean_partial(self.run_dir / "checkpoints")  # what a kill in the middle of a save left behind
+        if self.dist.is_main:
+            clean_partial(self.run_dir / "checkpoints")  # what a kill in the middle of a save left behind
         tensors, meta = load_checkpoint(self.run_dir / "checkpoints")
         load_module("G", self.G, tensors)
         load_module("D", self.D, tensors)
@@ -310,7 +330,8 @@ class Trainer:
                     group["lr"] *= self.guard.lr_scale / saved["lr_scale"]
         else:
             self.guard.load_state_dict(saved)
-            drop_metrics_after(self.run_dir / "metrics.jsonl", self.step)
+            if self.dist.is_main:
+                drop_metrics_after(self.run_dir / "metrics.jsonl", self.step)
             log.info("resumed %s at step %d", self.run_dir, self.step)
 
     # ------------------------------------------------------------------ the end
