@@ -46,11 +46,13 @@ class Distributed:
         NCCL between GPUs, gloo on CPUs. Without those variables: one process."""
         import torch.distributed as dist
 
-        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if dist.is_available() and dist.is_initialized():  # the caller set up the group (Python API)
+            rank, world_size, owns = dist.get_rank(), dist.get_world_size(), False
+        else:
+            rank, world_size, owns = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")), True
         if world_size == 1:
             return cls()
-        rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-        owns = not dist.is_initialized()
         if owns:
             backend = "nccl" if device.type == "cuda" else "gloo"
             if device.type == "cuda":
