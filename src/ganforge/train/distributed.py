@@ -122,6 +122,16 @@ class Distributed:
             values /= self.world_size
         return values
 
+    def agree_on_signal(self, stop, device: torch.device) -> int | None:
+        """The stop signal any rank has received, now known to all (one tiny all-reduce), so that every rank
+        saves and stops at the same step; called only at steps all ranks reach together (log steps)."""
+        import torch.distributed as dist
+
+        received = torch.tensor([float(stop.received or 0)], device=device)
+        dist.all_reduce(received, op=dist.ReduceOp.MAX)
+        stop.received = stop.received or int(received.item()) or None
+        return stop.received
+
     def on_main(self, fn):
         """Run fn on rank 0 only and hand its result to every rank; a user mistake rank 0 meets
         (a refused run directory) is raised on every rank, so none is left waiting for the others."""

@@ -90,6 +90,8 @@ class Trainer:
 
                 stopping = stop.received  # read once, so that the save below and the exit agree
                 log_due = self.step % cfg.log_every == 0 or self.step == cfg.steps
+                if self.dist.enabled:  # ranks may see a signal a step apart: all stop together, at a log step
+                    stopping = self.dist.agree_on_signal(stop, self.device) if log_due else None
                 save_due = self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps or stopping
                 if log_due or save_due:
                     # the one host sync of the interval: mean statistics plus a weights-are-finite flag
