@@ -31,6 +31,8 @@ from torch import nn
 from ganforge.errors import ConfigError, GanforgeError
 
 log = logging.getLogger("ganforge")
+SYNC_BN_NEEDS_GPU = ("--sync-bn needs GPUs (PyTorch's SyncBatchNorm runs on CUDA only): drop --sync-bn, "
+                     "or use --d-norm layer / --model mlp for batch-independent networks")
 
 
 class Distributed:
@@ -75,6 +77,12 @@ class Distributed:
         if device.type == "cuda" and self.enabled:
             return torch.device("cuda", self.local_rank)
         return device
+
+    def check(self, batch: int, sync_bn: bool, device: torch.device) -> None:
+        """Settings that cannot work with these processes, refused before anything is written."""
+        self.per_rank_batch(batch)
+        if sync_bn and device.type != "cuda":
+            raise ConfigError(SYNC_BN_NEEDS_GPU)
 
     def per_rank_batch(self, batch: int) -> int:
         if batch % self.world_size:
@@ -199,6 +207,5 @@ def _to_sync_bn(module: nn.Module) -> nn.Module:
     if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules()):
         return module
     if not next(module.parameters()).is_cuda:
-        raise ConfigError("--sync-bn needs GPUs (PyTorch's SyncBatchNorm runs on CUDA only): drop --sync-bn, "
-                          "or use --d-norm layer / --model mlp for batch-independent networks")
+        raise ConfigError(SYNC_BN_NEEDS_GPU)
     return nn.SyncBatchNorm.convert_sync_batchnorm(module)

@@ -171,7 +171,7 @@ class Trainer:
         self.dataset = open_training_data(cfg.data, data_dir=cfg.data_dir, stream=cfg.stream,
                                           resolution=cfg.resolution or cfg.preset().get("resolution"))
         cfg = self.config = cfg.resolve(len(self.dataset), self.dataset.shape)
-        self.dist.per_rank_batch(cfg.batch)
+        self.dist.check(cfg.batch, cfg.sync_bn, self.device)
         self.run_dir = self.dist.on_main(self.prepare_run_dir)
         seed_everything(cfg.seed)
 
