@@ -1,17 +1,20 @@
 """Streaming throughput and memory as the dataset grows: img/s and peak RSS at 20k and 200k images.
 
     PYTHONPATH=src python benchmarks/streaming.py [--sizes 20000 200000] [--workers 2] [--root /tmp/ganforge-stream]
+                                                  [--format folder|tar] [--device cpu|cuda]
 
 Generates folders of N small PNGs once (32x32 RGB, numpy + Pillow, in parallel) under --root, then measures
 each size in a fresh subprocess (so peak RSS is that size's alone): index the folder, stream --batches
 batches through DataLoader workers, report img/s and ru_maxrss of the training process and of its
 workers. Memory should stay flat as N grows: only the index grows (a few bytes per image), never the
-decoded images, which in memory would take N x 3 x 32 x 32 bytes. Prints one JSON object.
+decoded images, which in memory would take N x 3 x 32 x 32 bytes. `--format tar` packs each folder
+once into 10 webdataset-style shards (png + .cls label) and streams those instead. Prints one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import multiprocessing
 import os
@@ -53,6 +56,29 @@ def ensure_folder(root: Path, n: int, processes: int) -> dict:
     return {"folder": str(folder), "generated_s": seconds, "reused": False}
 
 
+def ensure_shards(folder: str, shards: int = 10) -> str:
+    """The folder's images packed into webdataset-style tar shards (image + .cls label), once."""
+    import tarfile
+
+    root = Path(folder + "-tar")
+    spec = str(root / f"train-{{000..{shards - 1:03d}}}.tar")
+    if (root / ".complete").is_file():
+        return spec
+    root.mkdir(exist_ok=True)
+    names = sorted(os.listdir(folder))
+    names = [n for n in names if n.endswith(".png")]
+    for k in range(shards):
+        with tarfile.open(root / f"train-{k:03d}.tar", "w") as tf:
+            for name in names[k::shards]:
+                tf.add(os.path.join(folder, name), arcname=name)
+                label = str(int(name[:-4]) % 10).encode()
+                info = tarfile.TarInfo(name[:-4] + ".cls")
+                info.size = len(label)
+                tf.addfile(info, io.BytesIO(label))
+    (root / ".complete").write_text("")
+    return spec
+
+
 def measure(folder: str, workers: int, batches: int, device: str = "cpu") -> dict:
     """Run in a fresh process: throughput and peak memory of streaming one folder."""
     import torch
@@ -81,6 +107,7 @@ def main() -> None:
     p.add_argument("--batches", type=int, default=200, help="batches of 64 timed per size")
     p.add_argument("--root", default="/tmp/ganforge-stream")
     p.add_argument("--processes", type=int, default=max(1, (os.cpu_count() or 2)), help="processes generating images")
+    p.add_argument("--format", choices=("folder", "tar"), default="folder", help="stream the folder, or tar shards of it")
     p.add_argument("--device", default="cpu", help="where batches go (cuda: pinned memory, non-blocking copies)")
     p.add_argument("--measure", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -88,11 +115,12 @@ def main() -> None:
         print(json.dumps(measure(args.measure, args.workers, args.batches, args.device)))
         return
 
-    report = {"benchmark": "streaming", "image": "32x32 RGB png", "batch": 64, "workers": args.workers, "device": args.device,
+    report = {"benchmark": "streaming", "format": args.format, "image": "32x32 RGB png", "batch": 64, "workers": args.workers, "device": args.device,
               "cpu_cores": os.cpu_count(), "sizes": {}}
     for n in args.sizes:
         made = ensure_folder(Path(args.root), n, args.processes)
-        run = subprocess.run([sys.executable, __file__, "--measure", made["folder"], "--workers", str(args.workers),
+        data = made["folder"] if args.format == "folder" else ensure_shards(made["folder"])
+        run = subprocess.run([sys.executable, __file__, "--measure", data, "--workers", str(args.workers),
                               "--batches", str(args.batches), "--device", args.device], capture_output=True, text=True,
                              env=os.environ)
         if run.returncode:
