@@ -193,7 +193,7 @@ class Trainer:
         with explain_out_of_memory(f"loading {cfg.data} at resolution {resolution}", "use a smaller --resolution"):
             self.dataset = open_training_data(cfg.data, data_dir=cfg.data_dir, stream=cfg.stream, resolution=resolution)
         cfg = self.config = cfg.resolve(len(self.dataset), self.dataset.shape)
-        self.dist.per_rank_batch(cfg.batch)
+        self.dist.check(cfg.batch, cfg.sync_bn, self.device)
         self.run_dir = self.dist.on_main(self.prepare_run_dir)
         seed_everything(cfg.seed)
 
