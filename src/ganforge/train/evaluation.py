@@ -7,8 +7,9 @@ classifier exists for the dataset, image evaluation is skipped with one warning 
 
 The headline numbers go into the metric line of that step as `eval/...` keys, hence into metrics.jsonl,
 TensorBoard and the progress bar. The best step by the headline metric (lowest FD for images; most modes,
-then highest HQ share for 2-D points) gets a checkpoint that pruning never deletes, named in
-`checkpoints/best.json`. The last evaluation, with its protocol, is written to `eval.json`.
+then highest HQ share for 2-D points) gets a checkpoint, named in `checkpoints/best.json`
+(`ganforge.checkpoint.mark_best`), which pruning never deletes. The last evaluation, with its protocol,
+is written to `eval.json`.
 
 Evaluation draws no numbers from the training RNG, so a run with it trains exactly as one without.
 """
@@ -28,7 +29,6 @@ log = logging.getLogger("ganforge")
 
 IMAGE_EVAL_SAMPLES = 2000
 KID_SUBSETS = 20  # not torch-fidelity's 100: a fifth of the cost, a noisier KID (recorded in the protocol)
-BEST_FILE = "best.json"
 
 
 def headline(result: dict) -> tuple[str, tuple]:
@@ -71,10 +71,14 @@ class Evaluation(Callback):
         n = self.n or (IMAGE_EVAL_SAMPLES if ds.is_image else POINT_SAMPLES)
         g = torch.Generator().manual_seed(cfg.seed + 104_729)  # fixed noise: scores move only because G does
         self.noise = torch.randn(n, trainer.latent_dim, generator=g)
-        best_file = trainer.run_dir / "checkpoints" / BEST_FILE
-        if trainer.step and best_file.is_file():  # resumed: keep protecting the best so far
-            self.best = json.loads(best_file.read_text())
-            trainer.protected_steps.add(self.best["step"])
+        if trainer.step:  # resumed: later evaluations must beat the best so far (its HQ share is not stored)
+            from ganforge.checkpoint import BEST
+
+            marker = trainer.run_dir / "checkpoints" / BEST
+            if marker.is_file():
+                best = json.loads(marker.read_text())
+                key = [-best["value"]] if best["metric"] == "fd" else [best["value"], 0.0]
+                self.best = {**best, "key": key}
 
     @staticmethod
     def _classifier_available(dataset_name: str) -> bool:
@@ -98,15 +102,11 @@ class Evaluation(Callback):
         self.last = {"step": step, **result}
         name, key = headline(result)
         if self.best is None or key > tuple(self.best["key"]):
-            if self.best is not None:
-                trainer.protected_steps.discard(self.best["step"])
-            self.best = {"step": step, "metric": name, "value": result[name], "key": list(key)}
-            trainer.protected_steps.add(step)
-            trainer.save_checkpoint()  # now, so that best.json never names a checkpoint that is not there
-            from ganforge.checkpoint import atomic_write
+            from ganforge.checkpoint import mark_best
 
-            text = json.dumps(self.best, indent=1).encode()
-            atomic_write(trainer.run_dir / "checkpoints" / BEST_FILE, lambda f: f.write(text))
+            self.best = {"step": step, "metric": name, "value": result[name], "key": list(key)}
+            trainer.save_checkpoint()  # now: best.json may only name a checkpoint that exists
+            mark_best(trainer.run_dir / "checkpoints", step, name, result[name])
 
     def evaluate(self, trainer) -> dict:
         from ganforge.metrics import evaluate
@@ -114,7 +114,7 @@ class Evaluation(Callback):
         cfg = trainer.config
         start = time.perf_counter()
         with torch.random.fork_rng(devices=[]):  # loading a classifier initialises layers from the global RNG
-            result = evaluate(lambda n: trainer.generate(self.noise[:n].to(trainer.device)), cfg.data,
+            result = evaluate(lambda n: trainer.generate(self.noise[:n].to(trainer.device)).cpu(), cfg.data,
                               data_dir=cfg.data_dir, n=len(self.noise),
                               resolution=cfg.resolution if trainer.dataset.is_image else None,
                               kid_subsets=KID_SUBSETS)

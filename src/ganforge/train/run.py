@@ -51,17 +51,16 @@ class Run:
 
 def checkpoint_file(run_dir: Path, checkpoint: str | int | None = None) -> Path:
     """The checkpoint to load: the newest (None), the best by evaluation during training ("best"), or a step."""
-    import json
-
     folder = run_dir / "checkpoints"
     if checkpoint is None or checkpoint == "latest":
         return folder
     if checkpoint == "best":
-        marker = folder / "best.json"
-        if not marker.is_file():
-            raise CheckpointError(f"{run_dir} has no best checkpoint ({marker} is missing): train with --eval-every "
-                                  f"STEPS, or leave out --checkpoint to use the newest")
-        checkpoint = json.loads(marker.read_text())["step"]
+        from ganforge.checkpoint import BEST, best_step
+
+        checkpoint = best_step(folder)
+        if checkpoint is None:
+            raise CheckpointError(f"{run_dir} has no best checkpoint ({folder / BEST} is missing): train with "
+                                  f"--eval-every STEPS, or leave out --checkpoint to use the newest")
     try:
         step = int(checkpoint)
     except ValueError:
