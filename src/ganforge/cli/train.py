@@ -7,7 +7,8 @@ import argparse
 from ganforge.cli.options import add_config_flags, config_overrides
 
 # Settings that may change when a run is resumed; the rest would make it a different run.
-RESUMABLE = {"steps", "epochs", "quiet", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "device"}
+RESUMABLE = {"steps", "epochs", "quiet", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "device",
+             "compile"}
 
 
 def add_parser(sub, name):

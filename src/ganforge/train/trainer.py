@@ -6,7 +6,6 @@ Read `fit()` top to bottom: it is the whole of training.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import random
@@ -41,10 +40,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_optimizer(name: str, params, lr: float, betas) -> torch.optim.Optimizer:
+def make_optimizer(name: str, params, lr: float, betas, device: torch.device) -> torch.optim.Optimizer:
+    from ganforge.train.speed import optimizer_kwargs
+
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr)
-    return torch.optim.Adam(params, lr=lr, betas=tuple(betas))
+        return torch.optim.RMSprop(params, lr=lr, **optimizer_kwargs(name, device))
+    return torch.optim.Adam(params, lr=lr, betas=tuple(betas), **optimizer_kwargs(name, device))
 
 
 class Trainer:
@@ -75,8 +76,7 @@ class Trainer:
         lap, lap_step = time.perf_counter(), self.step
         while self.step < cfg.steps:
             real_batches = [self.batches.next() for _ in range(cfg.d_steps)]
-            with self.precision():
-                stats = self.gan_step(real_batches)
+            stats = self.gan_step(real_batches)
             running += stats
             count += 1
             self.step += 1
@@ -107,6 +107,7 @@ class Trainer:
         from ganforge.data import load_dataset
         from ganforge.data.batches import InMemoryBatches
         from ganforge.losses import get_loss
+        from ganforge.train import speed
 
         cfg = self.config.validate()
         self.device = pick_device(cfg.device)
@@ -124,11 +125,14 @@ class Trainer:
         self.latent_dim = getattr(self.G, "latent_dim", cfg.latent_dim)
         self.G.to(self.device).train()
         self.D.to(self.device).train()
-        self.opt_g = make_optimizer(cfg.optimizer, self.G.parameters(), cfg.lr, cfg.betas)
-        self.opt_d = make_optimizer(cfg.optimizer, self.D.parameters(), cfg.lr_d, cfg.betas)
+        self.config = cfg = cfg.replace(precision=speed.resolve_precision(cfg.precision, self.device))
+        channels_last = speed.to_channels_last(self.G, self.D)
+        self.opt_g = make_optimizer(cfg.optimizer, self.G.parameters(), cfg.lr, cfg.betas, self.device)
+        self.opt_d = make_optimizer(cfg.optimizer, self.D.parameters(), cfg.lr_d, cfg.betas, self.device)
         self.loss = get_loss(cfg.loss)
-        self.gan_step = GANStep(self.G, _Flatten(self.D), self.opt_g, self.opt_d, self.loss, self.latent_dim,
-                                g_steps=cfg.g_steps)
+        G, D = (speed.compiled(self.G), speed.compiled(self.D)) if cfg.compile else (self.G, self.D)
+        step = GANStep(G, _Flatten(D), self.opt_g, self.opt_d, self.loss, self.latent_dim, g_steps=cfg.g_steps)
+        self.gan_step = speed.FastStep(step, device=self.device, precision=cfg.precision, channels_last=channels_last)
         self.batches = InMemoryBatches(self.dataset.data, cfg.batch, cfg.seed, self.device)
         if self.resume:
             self.load_checkpoint()
@@ -164,12 +168,6 @@ class Trainer:
             raise ConfigError(f"cannot write to run directory {run_dir} ({e.strerror}): choose a writable --out") from None
         return run_dir
 
-    def precision(self):
-        """Mixed precision wraps the step from outside; the step itself never branches on it."""
-        if self.config.precision == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16)
-
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
     def generate(self, noise: torch.Tensor) -> torch.Tensor:
@@ -198,17 +196,20 @@ class Trainer:
         np_state = np.random.get_state()
         meta = {"data_shape": list(self.dataset.shape), "latent_dim": self.latent_dim, "optimizers": opt_meta,
                 "batches": self.batches.state_dict(), "numpy_rng": [np_state[0], np_state[1].tolist(), *np_state[2:]],
-                "python_rng": _jsonable(random.getstate())}
+                "python_rng": _jsonable(random.getstate()), "speed": self.gan_step.state_dict()}
         save_checkpoint(self.run_dir / "checkpoints", self.step, tensors, meta, keep=self.config.keep_checkpoints)
 
     def load_checkpoint(self) -> None:
         from ganforge.checkpoint import load_checkpoint, load_module, load_optimizer
+        from ganforge.train.speed import match_parameter_layout
 
         tensors, meta = load_checkpoint(self.run_dir / "checkpoints")
         load_module("G", self.G, tensors)
         load_module("D", self.D, tensors)
         load_optimizer("opt_g", self.opt_g, tensors, meta["optimizers"]["opt_g"])
         load_optimizer("opt_d", self.opt_d, tensors, meta["optimizers"]["opt_d"])
+        for opt in (self.opt_g, self.opt_d):
+            match_parameter_layout(opt)
         torch.set_rng_state(tensors["rng.torch"])
         if "rng.cuda" in tensors and self.device.type == "cuda":
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
@@ -216,6 +217,7 @@ class Trainer:
         np.random.set_state((kind, np.array(keys, dtype=np.uint32), *rest))
         random.setstate(_tuplify(meta["python_rng"]))
         self.batches.load_state_dict(meta["batches"])
+        self.gan_step.load_state_dict(meta.get("speed", {}))
         self.step = meta["step"]
         log.info("resumed %s at step %d", self.run_dir, self.step)
 
