@@ -43,9 +43,13 @@ def _f(default, help: str, **meta):
 @dataclass
 class TrainConfig:
     # what to learn
-    data: str = _f("digits", "dataset name (digits, ring8, grid25, mnist, fashion-mnist) or a folder of images")
+    data: str = _f("digits", "dataset name (digits, ring8, grid25, mnist, fashion-mnist), a folder of images, "
+                             "tar shards (data.tar, 'shards/train-{000..099}.tar') or a .zip of images")
     data_dir: str | None = _f(None, "folder holding IDX files for mnist / fashion-mnist")
     resolution: int | None = _f(None, "square image size to train at (default: the dataset's own, 64 for folders)")
+    stream: bool = _f(False, "read images from disk in DataLoader workers instead of memory (automatic for "
+                             "folders / tar / zip larger than a quarter of RAM)")
+    workers: int | None = _f(None, "DataLoader worker processes decoding streamed images (default: cores, at most 8)")
     # the networks and the game
     model: str | None = _f(None, "mlp or dcgan (default: mlp for 2-D points, dcgan for images)")
     latent_dim: int = _f(64, "size of the noise vector z")
@@ -59,7 +63,7 @@ class TrainConfig:
     lr: float | None = _f(None, "learning rate of G (2e-4; wgan 5e-5; wgan-gp 1e-4)")
     lr_d: float | None = _f(None, "learning rate of D (default: the same as --lr)")
     betas: tuple[float, float] | None = _f(None, "Adam betas (0.5 0.999; wgan-gp 0 0.9)", nargs=2)
-    batch: int | None = _f(None, "images per batch (64; 256 for 2-D points)")
+    batch: int | None = _f(None, "images per batch, all processes together under torchrun (64; 256 for 2-D points)")
     # how long
     steps: int | None = _f(None, "number of G updates (the training step count)")
     epochs: float | None = _f(None, "train for this many passes over the data instead of --steps")
@@ -68,6 +72,7 @@ class TrainConfig:
     device: str = _f("auto", "auto (a GPU when there is one), cpu or cuda")
     precision: str = _f("fp32", "auto (bf16 where the hardware runs it fast, else fp32), fp32, bf16 or fp16 (autocast)")
     compile: bool = _f(False, "torch.compile G and D (faster steps after a compile of a minute or more)")
+    sync_bn: bool = _f(False, "under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm; GPUs only)")
     # what gets written
     out: str | None = _f(None, "run directory (default: runs/DATA-TIMESTAMP)")
     log_every: int = _f(50, "steps between metric lines (and the only host syncs)")
@@ -134,6 +139,8 @@ class TrainConfig:
             positive(name)
         for name in ("lr", "lr_d", "epochs"):
             positive(name, integer=False)
+        if self.workers is not None and (isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0):
+            raise ConfigError(f"--workers must be a whole number >= 0 (0 decodes in the training process), got {self.workers!r}")
         if not isinstance(self.data, str) or not self.data:
             raise ConfigError("--data must name a dataset or a folder")
         choices = {"loss": LOSSES, "model": MODELS, "precision": PRECISIONS, "device": DEVICES,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from ganforge.cli.options import add_config_flags, config_overrides
 
 # Settings that may change when a run is resumed; the rest would make it a different run.
 RESUMABLE = {"steps", "epochs", "quiet", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "device",
-             "compile"}
+             "stream", "workers", "compile"}
 
 
 def add_parser(sub, name):
@@ -52,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = build_config(args)
     result = Trainer(config, resume=bool(args.resume), overwrite=args.overwrite).fit()
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for all
+        return 0
     print(f"done: {result.dir} (samples.png, curves.png, metrics.jsonl); "
           f"new samples: ganforge sample {result.dir} --n 64 --out samples.png")
     return 0

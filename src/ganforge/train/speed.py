@@ -96,14 +96,12 @@ def match_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
 class FastStep:
     """Calls a `GANStep` with the speed settings around it. Same arguments, same result."""
 
-    def __init__(self, step, *, device: torch.device, precision: str = "fp32", channels_last: bool = False):
+    def __init__(self, step, *, device: torch.device, precision: str = "fp32", channels_last: bool = False,
+                 scaler: torch.amp.GradScaler | None = None):
         self.step, self.device, self.precision = step, device, precision
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.scaler = None
-        if precision == "fp16" and device.type == "cuda":
-            # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
-            self.scaler = torch.amp.GradScaler("cuda")
-            step.update = functools.partial(scaled_update, self.scaler)
+        if scaler is not None:
+            step.update = functools.partial(scaled_update, scaler)
 
     def __call__(self, real_batches: list[torch.Tensor]) -> torch.Tensor:
         if self.memory_format is torch.channels_last:
@@ -111,12 +109,10 @@ class FastStep:
         with autocast(self.precision, self.device):
             return self.step(real_batches)
 
-    def state_dict(self) -> dict:
-        return {"grad_scaler": self.scaler.state_dict()} if self.scaler is not None else {}
 
-    def load_state_dict(self, state: dict) -> None:
-        if self.scaler is not None and state.get("grad_scaler"):
-            self.scaler.load_state_dict(state["grad_scaler"])
+def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler | None:
+    """fp16 gradients underflow without loss scaling (CUDA); bf16 has fp32's range and needs none."""
+    return torch.amp.GradScaler("cuda") if precision == "fp16" and device.type == "cuda" else None
 
 
 def scaled_update(scaler, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:

@@ -69,6 +69,7 @@ class Trainer:
         self.setup()
         cfg = self.config
         callbacks = [MetricsLog(), SampleGrids(cfg.sample_every), *self.extra_callbacks, Progress(cfg.quiet)]
+        callbacks = callbacks if self.dist.is_main else []  # rank 0 alone writes logs and samples
         for cb in callbacks:
             cb.on_start(self)
 
@@ -82,7 +83,7 @@ class Trainer:
             self.step += 1
 
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                values = (running / count).tolist()  # the one host sync of the interval
+                values = self.dist.mean(running / count).tolist()  # the one host sync of the interval
                 now = time.perf_counter()
                 images = (self.step - lap_step) * cfg.batch * cfg.d_steps
                 metrics = {"step": self.step, "epoch": round(self.batches.epochs_done, 4),
@@ -94,26 +95,32 @@ class Trainer:
                     cb.on_metrics(self, metrics)
             for cb in callbacks:
                 cb.on_step(self)
-            if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+            if (self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps) and self.dist.is_main:
                 self.save_checkpoint()
 
         for cb in callbacks:
             cb.on_end(self)
-        self.finish()
+        if self.dist.is_main:
+            self.finish()
+        self.dist.close()
         return Run(self.run_dir, self.config, self.G, self.dataset.shape, self.device)
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> None:
-        from ganforge.data import load_dataset
-        from ganforge.data.batches import InMemoryBatches
+        from ganforge.data.batches import make_batches
+        from ganforge.data.streaming import open_training_data
         from ganforge.losses import get_loss
         from ganforge.train import speed
+        from ganforge.train.distributed import Distributed, ShardedNoise
 
         cfg = self.config.validate()
-        self.device = pick_device(cfg.device)
-        self.dataset = load_dataset(cfg.data, data_dir=cfg.data_dir, resolution=cfg.resolution or cfg.preset().get("resolution"))
+        self.dist = Distributed.from_env(pick_device(cfg.device))  # one process unless started by torchrun
+        self.device = self.dist.device(pick_device(cfg.device))
+        self.dataset = open_training_data(cfg.data, data_dir=cfg.data_dir, stream=cfg.stream,
+                                          resolution=cfg.resolution or cfg.preset().get("resolution"))
         cfg = self.config = cfg.resolve(len(self.dataset), self.dataset.shape)
-        self.run_dir = self.prepare_run_dir()
+        self.dist.per_rank_batch(cfg.batch)
+        self.run_dir = self.dist.on_main(self.prepare_run_dir)
         seed_everything(cfg.seed)
 
         if self.G is not None:
@@ -130,14 +137,21 @@ class Trainer:
         self.opt_g = make_optimizer(cfg.optimizer, self.G.parameters(), cfg.lr, cfg.betas, self.device)
         self.opt_d = make_optimizer(cfg.optimizer, self.D.parameters(), cfg.lr_d, cfg.betas, self.device)
         self.loss = get_loss(cfg.loss)
-        G, D = (speed.compiled(self.G), speed.compiled(self.D)) if cfg.compile else (self.G, self.D)
-        step = GANStep(G, _Flatten(D), self.opt_g, self.opt_d, self.loss, self.latent_dim, g_steps=cfg.g_steps)
-        self.gan_step = speed.FastStep(step, device=self.device, precision=cfg.precision, channels_last=channels_last)
-        self.batches = InMemoryBatches(self.dataset.data, cfg.batch, cfg.seed, self.device)
+        self.grad_scaler = speed.grad_scaler(cfg.precision, self.device)  # fp16 on CUDA only, else None
+        self.batches = make_batches(self.dataset, cfg.batch, cfg.seed, self.device, rank=self.dist.rank,
+                                    world_size=self.dist.world_size, workers=cfg.workers)
         if self.resume:
             self.load_checkpoint()
-        else:
+        elif self.dist.is_main:
             cfg.save(self.run_dir / "config.yaml")
+        G, D = self.dist.wrap(self.G, _Flatten(self.D), cfg.sync_bn)  # DDP when several processes
+        if cfg.compile:
+            G, D = speed.compiled(G), speed.compiled(D)
+        step = GANStep(G, D, self.opt_g, self.opt_d, self.loss, self.latent_dim, g_steps=cfg.g_steps)
+        if self.dist.enabled:  # each rank draws its rows of the global noise batch
+            step.noise = ShardedNoise(self.latent_dim, self.dist.rank, self.dist.world_size)
+        self.gan_step = speed.FastStep(step, device=self.device, precision=cfg.precision,
+                                       channels_last=channels_last, scaler=self.grad_scaler)
         log.info("training %s on %s (%d samples, shape %s) for %d steps on %s -> %s", cfg.model,
                  cfg.data, len(self.dataset), tuple(self.dataset.shape), cfg.steps, self.device, self.run_dir)
 
@@ -196,7 +210,8 @@ class Trainer:
         np_state = np.random.get_state()
         meta = {"data_shape": list(self.dataset.shape), "latent_dim": self.latent_dim, "optimizers": opt_meta,
                 "batches": self.batches.state_dict(), "numpy_rng": [np_state[0], np_state[1].tolist(), *np_state[2:]],
-                "python_rng": _jsonable(random.getstate()), "speed": self.gan_step.state_dict()}
+                "python_rng": _jsonable(random.getstate()),
+                "grad_scaler": self.grad_scaler.state_dict() if self.grad_scaler else None}
         save_checkpoint(self.run_dir / "checkpoints", self.step, tensors, meta, keep=self.config.keep_checkpoints)
 
     def load_checkpoint(self) -> None:
@@ -217,7 +232,8 @@ class Trainer:
         np.random.set_state((kind, np.array(keys, dtype=np.uint32), *rest))
         random.setstate(_tuplify(meta["python_rng"]))
         self.batches.load_state_dict(meta["batches"])
-        self.gan_step.load_state_dict(meta.get("speed", {}))
+        if self.grad_scaler is not None and meta.get("grad_scaler"):
+            self.grad_scaler.load_state_dict(meta["grad_scaler"])
         self.step = meta["step"]
         log.info("resumed %s at step %d", self.run_dir, self.step)
 
