@@ -17,6 +17,7 @@ COMMANDS = {
     "sample": "sample",
     "eval": "eval_cmd",
     "train-classifier": "train_classifier",
+    "bench": "bench",
 }
 
 
