@@ -80,6 +80,9 @@ class TrainConfig:
     checkpoint_every: int | None = _f(None, "steps between checkpoints (default: about 5 per run)")
     keep_checkpoints: int = _f(3, "how many recent checkpoints to keep")
     quiet: bool = _f(False, "plain log lines instead of a progress bar")
+    # when losses or weights turn NaN / Inf
+    on_divergence: str = _f("stop", "stop, or rollback: reload the last checkpoint with the learning rates halved")
+    max_rollbacks: int = _f(3, "how many times --on-divergence rollback may roll back before it stops")
 
     # ---------------------------------------------------------------- loading and saving
     @classmethod
@@ -141,10 +144,12 @@ class TrainConfig:
             positive(name, integer=False)
         if self.workers is not None and (isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0):
             raise ConfigError(f"--workers must be a whole number >= 0 (0 decodes in the training process), got {self.workers!r}")
+        if isinstance(self.max_rollbacks, bool) or not isinstance(self.max_rollbacks, int) or self.max_rollbacks < 0:
+            raise ConfigError(f"--max-rollbacks must be a whole number >= 0, got {self.max_rollbacks!r}")
         if not isinstance(self.data, str) or not self.data:
             raise ConfigError("--data must name a dataset or a folder")
         choices = {"loss": LOSSES, "model": MODELS, "precision": PRECISIONS, "device": DEVICES,
-                   "optimizer": OPTIMIZERS, "d_norm": D_NORMS}
+                   "optimizer": OPTIMIZERS, "d_norm": D_NORMS, "on_divergence": ("stop", "rollback")}
         for name, valid in choices.items():
             v = getattr(self, name)
             if name == "model" and v == "custom":  # the user's own modules, recorded so the run says so

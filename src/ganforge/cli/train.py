@@ -9,7 +9,7 @@ from ganforge.cli.options import add_config_flags, config_overrides
 
 # Settings that may change when a run is resumed; the rest would make it a different run.
 RESUMABLE = {"steps", "epochs", "quiet", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "device",
-             "stream", "workers", "compile"}
+             "stream", "workers", "on_divergence", "max_rollbacks", "compile"}
 
 
 def add_parser(sub, name):
@@ -37,9 +37,19 @@ def build_config(args: argparse.Namespace):
             raise ConfigError(f"cannot change {', '.join(changed)} when resuming: a resumed run keeps its settings "
                               f"(only {', '.join(sorted(RESUMABLE))} may change); start a new run instead")
         from pathlib import Path
+
+        from ganforge.checkpoint import refuse_pickle
+        refuse_pickle(Path(args.resume))
+        if not (Path(args.resume) / "config.yaml").is_file():
+            raise ConfigError(f"cannot resume {args.resume}: it is not a run directory (no config.yaml); pass the "
+                              f"--out of an earlier `ganforge train`")
         base = TrainConfig.from_yaml(Path(args.resume) / "config.yaml").to_dict()
         base["out"] = args.resume
     elif args.config:
+        from pathlib import Path
+
+        from ganforge.checkpoint import refuse_pickle
+        refuse_pickle(Path(args.config))
         base = TrainConfig.from_yaml(args.config).to_dict()
         if "out" not in overrides:
             base["out"] = None  # a replay writes a new run, never over the one it came from
