@@ -70,7 +70,7 @@ class TrainConfig:
     seed: int = _f(0, "random seed: the same seed and settings give the same run")
     # where and how fast
     device: str = _f("auto", "auto (a GPU when there is one), cpu or cuda")
-    precision: str = _f("fp32", "auto (bf16 where the hardware runs it fast, else fp32), fp32, bf16 or fp16 (autocast)")
+    precision: str = _f("auto", "auto (bf16 autocast where the hardware runs it fast, else fp32), fp32, bf16 or fp16")
     compile: bool = _f(False, "torch.compile G and D (faster steps after a compile of a minute or more)")
     sync_bn: bool = _f(False, "under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm; GPUs only)")
     # what gets written
