@@ -15,7 +15,7 @@ from typing import Any
 
 from ganforge.errors import ConfigError
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 OPTIMIZERS = ("adam", "rmsprop")
 D_NORMS = ("batch", "layer", "none")
@@ -70,7 +70,8 @@ class TrainConfig:
     seed: int = _f(0, "random seed: the same seed and settings give the same run")
     # where and how fast
     device: str = _f("auto", "auto (a GPU when there is one), cpu or cuda")
-    precision: str = _f("fp32", "fp32, bf16 or fp16 (autocast)")
+    precision: str = _f("auto", "auto (bf16 autocast where the hardware runs it fast, else fp32), fp32, bf16 or fp16")
+    compile: bool = _f(False, "torch.compile G and D (faster steps after a compile of a minute or more)")
     sync_bn: bool = _f(False, "under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm; GPUs only)")
     # what gets written
     out: str | None = _f(None, "run directory (default: runs/DATA-TIMESTAMP)")

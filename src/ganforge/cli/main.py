@@ -19,6 +19,7 @@ COMMANDS = {
     "eval": "eval_cmd",
     "train-classifier": "train_classifier",
     "report": "report",
+    "bench": "bench",
 }
 
 

@@ -52,10 +52,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_optimizer(name: str, params, lr: float, betas) -> torch.optim.Optimizer:
+def make_optimizer(name: str, params, lr: float, betas, device: torch.device) -> torch.optim.Optimizer:
+    from ganforge.train.speed import optimizer_kwargs
+
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr)
-    return torch.optim.Adam(params, lr=lr, betas=tuple(betas))
+        return torch.optim.RMSprop(params, lr=lr, **optimizer_kwargs(name, device))
+    return torch.optim.Adam(params, lr=lr, betas=tuple(betas), **optimizer_kwargs(name, device))
 
 
 class Trainer:
@@ -94,8 +96,7 @@ class Trainer:
             lap, lap_step = time.perf_counter(), self.step
             while self.step < cfg.steps:
                 real_batches = [self.batches.next() for _ in range(cfg.d_steps)]
-                with self.precision():
-                    stats = self.gan_step(real_batches)
+                stats = self.gan_step(real_batches)
                 running += stats
                 count += 1
                 self.step += 1
@@ -182,6 +183,7 @@ class Trainer:
         from ganforge.data.toy2d import MIXTURES
         from ganforge.models.dcgan import check_image_shape
         from ganforge.losses import get_loss
+        from ganforge.train import speed
         from ganforge.train.distributed import Distributed, ShardedNoise
 
         cfg = self.config.validate()
@@ -207,9 +209,12 @@ class Trainer:
         self.latent_dim = getattr(self.G, "latent_dim", cfg.latent_dim)
         self.G.to(self.device).train()
         self.D.to(self.device).train()
-        self.opt_g = make_optimizer(cfg.optimizer, self.G.parameters(), cfg.lr, cfg.betas)
-        self.opt_d = make_optimizer(cfg.optimizer, self.D.parameters(), cfg.lr_d, cfg.betas)
+        self.config = cfg = cfg.replace(precision=speed.resolve_precision(cfg.precision, self.device))
+        channels_last = speed.to_channels_last(self.G, self.D)
+        self.opt_g = make_optimizer(cfg.optimizer, self.G.parameters(), cfg.lr, cfg.betas, self.device)
+        self.opt_d = make_optimizer(cfg.optimizer, self.D.parameters(), cfg.lr_d, cfg.betas, self.device)
         self.loss = get_loss(cfg.loss)
+        self.grad_scaler = speed.grad_scaler(cfg.precision, self.device)  # fp16 on CUDA only, else None
         self.batches = make_batches(self.dataset, cfg.batch, cfg.seed, self.device, rank=self.dist.rank,
                                     world_size=self.dist.world_size, workers=cfg.workers)
         self.guard = DivergenceGuard(cfg.on_divergence, cfg.max_rollbacks)
@@ -222,9 +227,13 @@ class Trainer:
         elif self.dist.is_main:
             cfg.save(self.run_dir / "config.yaml")
         G, D = self.dist.wrap(self.G, _Flatten(self.D), cfg.sync_bn)  # DDP when several processes
-        self.gan_step = GANStep(G, D, self.opt_g, self.opt_d, self.loss, self.latent_dim, g_steps=cfg.g_steps)
+        if cfg.compile:
+            G, D = speed.compiled(G), speed.compiled(D)
+        step = GANStep(G, D, self.opt_g, self.opt_d, self.loss, self.latent_dim, g_steps=cfg.g_steps)
         if self.dist.enabled:  # each rank draws its rows of the global noise batch
-            self.gan_step.noise = ShardedNoise(self.latent_dim, self.dist.rank, self.dist.world_size)
+            step.noise = ShardedNoise(self.latent_dim, self.dist.rank, self.dist.world_size)
+        self.gan_step = speed.FastStep(step, device=self.device, precision=cfg.precision,
+                                       channels_last=channels_last, scaler=self.grad_scaler)
         log.info("training %s on %s (%d samples, shape %s) for %d steps on %s -> %s", cfg.model,
                  cfg.data, len(self.dataset), tuple(self.dataset.shape), cfg.steps, self.device, self.run_dir)
 
@@ -254,12 +263,6 @@ class Trainer:
         except OSError as e:
             raise ConfigError(f"cannot write to run directory {run_dir} ({e.strerror}): choose a writable --out") from None
         return run_dir
-
-    def precision(self):
-        """Mixed precision wraps the step from outside; the step itself never branches on it."""
-        if self.config.precision == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
@@ -299,7 +302,8 @@ class Trainer:
         np_state = np.random.get_state()
         meta = {"data_shape": list(self.dataset.shape), "latent_dim": self.latent_dim, "optimizers": opt_meta,
                 "batches": self.batches.state_dict(), "numpy_rng": [np_state[0], np_state[1].tolist(), *np_state[2:]],
-                "python_rng": _jsonable(random.getstate()), "divergence": self.guard.state_dict()}
+                "python_rng": _jsonable(random.getstate()), "divergence": self.guard.state_dict(),
+                "grad_scaler": self.grad_scaler.state_dict() if self.grad_scaler else None}
         save_checkpoint(self.run_dir / "checkpoints", self.step, tensors, meta, keep=self.config.keep_checkpoints)
         self.saved_step = self.step
 
@@ -307,6 +311,7 @@ class Trainer:
         """Restore the newest checkpoint. A rollback keeps the in-memory rollback count and applies its
         lower learning-rate scale on top of the rates the checkpoint was saved with."""
         from ganforge.checkpoint import clean_partial, load_checkpoint, load_module, load_optimizer
+        from ganforge.train.speed import match_parameter_layout
 
         if self.dist.is_main:
             clean_partial(self.run_dir / "checkpoints")  # what a kill in the middle of a save left behind
@@ -315,6 +320,8 @@ class Trainer:
         load_module("D", self.D, tensors)
         load_optimizer("opt_g", self.opt_g, tensors, meta["optimizers"]["opt_g"])
         load_optimizer("opt_d", self.opt_d, tensors, meta["optimizers"]["opt_d"])
+        for opt in (self.opt_g, self.opt_d):
+            match_parameter_layout(opt)
         torch.set_rng_state(tensors["rng.torch"])
         if "rng.cuda" in tensors and self.device.type == "cuda":
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
@@ -322,6 +329,8 @@ class Trainer:
         np.random.set_state((kind, np.array(keys, dtype=np.uint32), *rest))
         random.setstate(_tuplify(meta["python_rng"]))
         self.batches.load_state_dict(meta["batches"])
+        if self.grad_scaler is not None and meta.get("grad_scaler"):
+            self.grad_scaler.load_state_dict(meta["grad_scaler"])
         self.step = self.saved_step = meta["step"]
         saved = meta.get("divergence", {"rollbacks": 0, "lr_scale": 1.0})
         if rollback:
