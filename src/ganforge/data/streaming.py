@@ -70,7 +70,6 @@ class ImageStream(torch.utils.data.Dataset):
         self._labels, self.classes = labels, classes
         self._handles: dict = {}
         self._pid = None
-        self.channels = 3
         self.channels = self._probe_channels()
 
     # Dataset-like metadata (what the trainer and callbacks read)
@@ -330,7 +329,7 @@ class StreamingBatches:
             persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
             generator=torch.Generator().manual_seed(seed))  # its own RNG: the training noise stays untouched
         self.epoch, self.index = 0, 0
-        self.labels = None  # labels of the last batch (on the device); None when the source has none
+        self.last_labels = None  # labels of the last batch (on the device); None when the source has none
         self._iterator = None
 
     def next(self) -> torch.Tensor:
@@ -342,7 +341,7 @@ class StreamingBatches:
         self.index += 1
         if self.index == self.per_epoch:
             self.epoch, self.index = self.epoch + 1, 0
-        self.labels = labels.to(self.device, non_blocking=True) if labels[0] >= 0 else None
+        self.last_labels = labels.to(self.device, non_blocking=True) if labels[0] >= 0 else None
         return to_float(images.to(self.device, non_blocking=True))
 
     def state_dict(self) -> dict:

@@ -31,6 +31,12 @@ class GANStep:
         self.G, self.D, self.opt_g, self.opt_d = G, D, opt_g, opt_d
         self.loss, self.latent_dim, self.g_steps = loss, latent_dim, g_steps
 
+    def update(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        """Backward and one optimiser step (fp16 training swaps in a loss-scaled version: train/speed.py)."""
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
     def noise(self, n: int, like: torch.Tensor) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, device=like.device)
 
@@ -43,9 +49,7 @@ class GANStep:
         penalty = self.loss.penalty(self.D, real, fake)
         if penalty is not None:
             loss = loss + penalty
-        self.opt_d.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_d.step()
+        self.update(loss, self.opt_d)
         self.loss.after_d_step(self.D)
         return loss.detach(), real_logits.detach(), fake_logits.detach()
 
@@ -56,9 +60,7 @@ class GANStep:
             fake_logits = self.D(self.G(self.noise(real.shape[0], real)))
             real_logits = self.D(real) if self.loss.uses_real_in_g else None
             loss = self.loss.g_loss(fake_logits, real_logits)
-            self.opt_g.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt_g.step()
+            self.update(loss, self.opt_g)
         finally:
             self.D.requires_grad_(True)
         return loss.detach()
