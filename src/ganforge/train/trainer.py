@@ -53,7 +53,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_optimizer(name: str, params, lr: float, betas, device: torch.device) -> torch.optim.Optimizer:
+def make_optimizer(name: str, params, lr: float, betas, device: torch.device = torch.device("cpu")) -> torch.optim.Optimizer:
     from ganforge.train.speed import optimizer_kwargs
 
     if name == "rmsprop":
