@@ -47,9 +47,9 @@ class TrainConfig:
     data_dir: str | None = _f(None, "folder holding IDX files for mnist / fashion-mnist")
     resolution: int | None = _f(None, "square image size to train at (default: the dataset's own, 64 for folders)")
     # the networks and the game
-    model: str | None = _f(None, "mlp or dcgan (default: mlp for 2-D points, dcgan for images)")
+    model: str | None = _f(None, "mlp, dcgan or resnet (default: mlp for 2-D points, dcgan for images)")
     latent_dim: int = _f(64, "size of the noise vector z")
-    width: int | None = _f(None, "network width: dcgan base channels (64), mlp hidden units (256 / 512)")
+    width: int | None = _f(None, "network width: dcgan / resnet base channels (64), mlp hidden units (256 / 512)")
     d_norm: str | None = _f(None, "D normalisation for dcgan: batch, layer or none (wgan-gp: layer)")
     loss: str = _f("nonsaturating", "minimax, nonsaturating, wgan, wgan-gp, hinge, lsgan or ragan")
     d_steps: int | None = _f(None, "D updates per G update (1; 5 for Wasserstein losses)")
