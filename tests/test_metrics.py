@@ -215,7 +215,7 @@ def test_eval_command_writes_eval_json(digits_env, tmp_path, monkeypatch, capsys
         resolution: int | None = None
 
     class FakeRun:
-        dir, config = tmp_path, Cfg()
+        dir, config, conditional = tmp_path, Cfg(), False
 
         def sample(self, n, seed=0):
             return mixture_modes("grid25")[:20].repeat(n // 20 + 1, 1)[:n]

@@ -1,4 +1,4 @@
-"""Batches drawn from a dataset held in memory (on the training device when it fits): one random
+"""Batches (and their labels, for a conditional GAN) drawn from a dataset held in memory (on the training device when it fits): one random
 permutation per epoch, slices of it as batches, no per-sample Python work.
 
 The order is a pure function of (seed, epoch), so the position (epoch, index) is all a checkpoint
@@ -36,9 +36,10 @@ class InMemoryBatches:
         self.index += 1
         return self._order[start:start + self.batch_size]
 
-    def next(self) -> torch.Tensor:
-        """The next batch as float on the device ([-1, 1] for images)."""
-        return to_float(self.data[self.next_indices()])
+    def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The next batch as float on the device ([-1, 1] for images), and its labels (None without labels)."""
+        indices = self.next_indices()
+        return to_float(self.data[indices]), (self.labels[indices] if self.labels is not None else None)
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "index": self.index, "seed": self.seed, "batch_size": self.batch_size}

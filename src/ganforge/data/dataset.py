@@ -37,6 +37,20 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.classes) if self.classes else 0
 
+    def require_labels(self) -> None:
+        """A class-conditional GAN needs a class per sample: say how to get them when there are none."""
+        from ganforge.errors import DataError
+
+        if self.labels is not None and self.num_classes >= 2:
+            return
+        if not self.is_image:
+            raise DataError(f"{self.name} is unlabelled 2-D points, so --conditional cannot train on it: drop "
+                            f"--conditional, or use a labelled dataset (digits, mnist, fashion-mnist)")
+        if self.info.get("kind") == "folder":
+            raise DataError(f"the images in {self.info['source']} have no classes, so --conditional cannot train on "
+                            f"them: put them in one sub-folder per class (at least two), or drop --conditional")
+        raise DataError(f"{self.name} has no class labels, so --conditional cannot train on it: drop --conditional")
+
     def __len__(self) -> int:
         return self.data.shape[0]
 

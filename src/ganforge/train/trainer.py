@@ -74,9 +74,9 @@ class Trainer:
         running, count = torch.zeros(len(STATS), device=self.device), 0
         lap, lap_step = time.perf_counter(), self.step
         while self.step < cfg.steps:
-            real_batches = [self.batches.next() for _ in range(cfg.d_steps)]
+            real_batches, labels = zip(*(self.batches.next() for _ in range(cfg.d_steps)))  # labels: None unless conditional
             with self.precision():
-                stats = self.gan_step(real_batches)
+                stats = self.gan_step(list(real_batches), list(labels))
             running += stats
             count += 1
             self.step += 1
@@ -100,7 +100,7 @@ class Trainer:
         for cb in callbacks:
             cb.on_end(self)
         self.finish()
-        return Run(self.run_dir, self.config, self.G, self.dataset.shape, self.device)
+        return Run(self.run_dir, self.config, self.G, self.dataset.shape, self.device, classes=self.classes)
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> None:
@@ -114,13 +114,17 @@ class Trainer:
         cfg = self.config = cfg.resolve(len(self.dataset), self.dataset.shape)
         self.run_dir = self.prepare_run_dir()
         seed_everything(cfg.seed)
+        if cfg.conditional:
+            self.dataset.require_labels()
+        self.classes = list(self.dataset.classes) if cfg.conditional else None  # what G and D are conditioned on
+        num_classes = len(self.classes) if cfg.conditional else 0
 
         if self.G is not None:
             self.config = cfg = cfg.replace(model="custom")
         else:
             from ganforge.models import build
             self.G, self.D = build(cfg.model, self.dataset.shape, latent_dim=cfg.latent_dim, width=cfg.width,
-                                   d_norm=cfg.d_norm)
+                                   d_norm=cfg.d_norm, num_classes=num_classes)
         self.latent_dim = getattr(self.G, "latent_dim", cfg.latent_dim)
         self.G.to(self.device).train()
         self.D.to(self.device).train()
@@ -129,7 +133,8 @@ class Trainer:
         self.loss = get_loss(cfg.loss)
         self.gan_step = GANStep(self.G, _Flatten(self.D), self.opt_g, self.opt_d, self.loss, self.latent_dim,
                                 g_steps=cfg.g_steps)
-        self.batches = InMemoryBatches(self.dataset.data, cfg.batch, cfg.seed, self.device)
+        self.batches = InMemoryBatches(self.dataset.data, cfg.batch, cfg.seed, self.device,
+                                       labels=self.dataset.labels if cfg.conditional else None)
         if self.resume:
             self.load_checkpoint()
         else:
@@ -171,16 +176,14 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     # ------------------------------------------------------------------ sampling
-    @torch.no_grad()
-    def generate(self, noise: torch.Tensor) -> torch.Tensor:
-        """G's samples for the given noise, in evaluation mode (uint8 images or float points)."""
+    def generate(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """G's samples for the given noise (and classes, when conditional), in evaluation mode: uint8 images
+        or float points, on the CPU."""
         from ganforge.data.dataset import to_uint8
+        from ganforge.train.run import generate
 
-        was_training = self.G.training
-        self.G.eval()
-        out = torch.cat([self.G(z).float() for z in noise.split(512)])
-        self.G.train(was_training)
-        return to_uint8(out) if self.dataset.is_image else out.cpu()
+        out = generate(self.G, noise, labels, self.device)
+        return to_uint8(out) if self.dataset.is_image else out
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self) -> None:
@@ -196,7 +199,8 @@ class Trainer:
         if self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         np_state = np.random.get_state()
-        meta = {"data_shape": list(self.dataset.shape), "latent_dim": self.latent_dim, "optimizers": opt_meta,
+        meta = {"data_shape": list(self.dataset.shape), "latent_dim": self.latent_dim, "classes": self.classes,
+                "optimizers": opt_meta,
                 "batches": self.batches.state_dict(), "numpy_rng": [np_state[0], np_state[1].tolist(), *np_state[2:]],
                 "python_rng": _jsonable(random.getstate())}
         save_checkpoint(self.run_dir / "checkpoints", self.step, tensors, meta, keep=self.config.keep_checkpoints)
@@ -238,8 +242,8 @@ class _Flatten(nn.Module):
         super().__init__()
         self.inner = D
 
-    def forward(self, x):
-        return self.inner(x).reshape(x.shape[0])
+    def forward(self, x, *y):
+        return self.inner(x, *y).reshape(x.shape[0])
 
 
 def _jsonable(obj):
