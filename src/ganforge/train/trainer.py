@@ -117,7 +117,7 @@ class Trainer:
         if cfg.conditional:
             self.dataset.require_labels()
         self.classes = list(self.dataset.classes) if cfg.conditional else None  # what G and D are conditioned on
-        num_classes = len(self.classes) if cfg.conditional else 0
+        num_classes = len(self.classes) if self.classes else 0
 
         if self.G is not None:
             self.config = cfg = cfg.replace(model="custom")
