@@ -53,7 +53,7 @@ def main() -> None:
     print(json.dumps({
         "benchmark": "conditional-fashion-mnist",
         "model": args.model, "loss": args.loss, "steps": args.steps, "batch": args.batch,
-        "width": run.config.width, "seed": args.seed, "threads": args.threads,
+        "width": args.width or "model default", "seed": args.seed, "threads": args.threads,
         "train_seconds": round(train_s, 1), "train_cpu_seconds": round(train_cpu_s, 1),
         "class_accuracy": round(acc["overall"], 4),
         "per_class": {k: round(v, 3) for k, v in acc["per_class"].items()},

@@ -43,8 +43,7 @@ class ProjectionHead(nn.Module):
 
 
 class ClassEmbedding(nn.Module):
-    """A learned vector per class, concatenated to z: the conditioning of G's that have no BatchNorm to hook
-    into (the MLP) or where the input is the natural place (DCGAN's first layer)."""
+    """A learned vector per class, concatenated to z: the conditioning of a G with no BatchNorm to hook into (the MLP)."""
 
     def __init__(self, num_classes: int, dim: int):
         super().__init__()
