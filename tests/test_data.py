@@ -119,12 +119,12 @@ def test_float_uint8_round_trip():
 def test_batches_cover_each_epoch_once_and_resume_exactly():
     data = torch.arange(10, dtype=torch.float32).view(10, 1).expand(10, 2).contiguous()
     b = InMemoryBatches(data, 3, seed=5)
-    epoch0 = torch.cat([b.next()[0][:, 0] for _ in range(3)])
+    epoch0 = torch.cat([b.next()[:, 0] for _ in range(3)])
     assert len(set(epoch0.tolist())) == 9  # 3 batches of 3, no repeats, last partial batch dropped
     b.next()
     state = b.state_dict()
-    rest = [b.next()[0] for _ in range(5)]
+    rest = [b.next() for _ in range(5)]
     c = InMemoryBatches(data, 3, seed=5)
     c.load_state_dict(state)
-    assert all(torch.equal(x, y) for x, y in zip(rest, [c.next()[0] for _ in range(5)]))
+    assert all(torch.equal(x, y) for x, y in zip(rest, [c.next() for _ in range(5)]))
     assert b.epoch == 2

@@ -3,7 +3,8 @@
 A checkpoint is two files: `step-NNNNNNNN.safetensors` (every tensor: weights, optimiser moments,
 RNG states) and `step-NNNNNNNN.json` (everything else). Each is written to a temporary file,
 fsynced and renamed into place, the JSON last; a checkpoint counts only once its JSON exists, so a
-crash mid-write leaves the previous one as the latest. Pickle files are never loaded.
+crash mid-write leaves the previous one as the latest. Pruning keeps the newest K plus the one that
+`best.json` names (set by evaluation through `mark_best`). Pickle files are never loaded.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ganforge.errors import CheckpointError
 
 PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin"}
 NAME = re.compile(r"^step-(\d{8})\.json$")
+BEST = "best.json"
 
 
 def atomic_write(path: Path, write) -> None:
@@ -57,6 +59,7 @@ def save_checkpoint(directory: Path, step: int, tensors: dict[str, torch.Tensor]
     record = {"step": step, "weights": f"{stem}.safetensors", "weights_bytes": len(blob), **meta}
     atomic_write(directory / f"{stem}.json", lambda f: f.write(json.dumps(record, indent=1).encode()))
     if keep is not None:
+        protect = set(protect) | {b for b in [best_step(directory)] if b is not None}
         for old in list_checkpoints(directory)[:-keep]:
             if old not in protect:
                 for suffix in (".json", ".safetensors"):
@@ -71,10 +74,43 @@ def list_checkpoints(directory: Path) -> list[int]:
     return sorted(int(m.group(1)) for p in directory.iterdir() if (m := NAME.match(p.name)))
 
 
+def mark_best(directory: Path, step: int, metric: str, value: float) -> None:
+    """Record that checkpoint `step` scored best so far on `metric`; pruning never deletes it."""
+    if not (directory / f"step-{step:08d}.json").is_file():
+        raise CheckpointError(f"cannot mark step {step} as best: {directory} holds no complete checkpoint of it")
+    record = {"step": step, "metric": metric, "value": value}
+    atomic_write(directory / BEST, lambda f: f.write(json.dumps(record).encode()))
+
+
+def best_step(directory: Path) -> int | None:
+    """The step `best.json` names, or None (no marker, or a marker left unreadable)."""
+    try:
+        return int(json.loads((directory / BEST).read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def clean_partial(directory: Path) -> list[Path]:
+    """Delete what an interrupted save leaves behind: temporary files and weights without a JSON.
+    Only safe while no other process writes to `directory` (one trainer per run)."""
+    if not directory.is_dir():
+        return []
+    complete = set(list_checkpoints(directory))
+    removed = []
+    for p in directory.iterdir():
+        orphan = p.suffix == ".safetensors" and p.stem.startswith("step-") and p.stem[5:].isdigit() \
+            and int(p.stem[5:]) not in complete
+        if orphan or (p.name.startswith(".") and p.name.endswith(".tmp")):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
 def refuse_pickle(path: Path) -> None:
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise CheckpointError(f"{path} looks like a pickle file, which can run arbitrary code when loaded; ganforge "
-                              f"loads only safetensors weights with a JSON state file")
+                              f"loads only safetensors weights with a JSON state file (pass a run directory, or "
+                              f"convert a file you trust with safetensors.torch.save_file)")
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -96,11 +132,14 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     try:
         meta = json.loads(path.read_text())
         weights = path.parent / meta["weights"]
+        if weights.suffix != ".safetensors":
+            raise CheckpointError(f"{path} names weights {meta['weights']!r}, not a .safetensors file; ganforge "
+                                  f"loads weights only from safetensors")
         if weights.stat().st_size != meta["weights_bytes"]:
             raise CheckpointError(f"{weights} is truncated ({weights.stat().st_size} of {meta['weights_bytes']} bytes): "
                                   f"resume from an earlier checkpoint")
         return load_file(str(weights)), meta
-    except (json.JSONDecodeError, KeyError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, KeyError, UnicodeDecodeError, TypeError) as e:
         raise CheckpointError(f"{path} is not a ganforge checkpoint state file ({e})") from None
     except (SafetensorError, OSError) as e:
         raise CheckpointError(f"cannot read the weights of {path}: {e}") from None

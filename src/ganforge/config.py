@@ -43,9 +43,13 @@ def _f(default, help: str, **meta):
 @dataclass
 class TrainConfig:
     # what to learn
-    data: str = _f("digits", "dataset name (digits, ring8, grid25, mnist, fashion-mnist) or a folder of images")
+    data: str = _f("digits", "dataset name (digits, ring8, grid25, mnist, fashion-mnist), a folder of images, "
+                             "tar shards (data.tar, 'shards/train-{000..099}.tar') or a .zip of images")
     data_dir: str | None = _f(None, "folder holding IDX files for mnist / fashion-mnist")
     resolution: int | None = _f(None, "square image size to train at (default: the dataset's own, 64 for folders)")
+    stream: bool = _f(False, "read images from disk in DataLoader workers instead of memory (automatic for "
+                             "folders / tar / zip larger than a quarter of RAM)")
+    workers: int | None = _f(None, "DataLoader worker processes decoding streamed images (default: cores, at most 8)")
     # the networks and the game
     model: str | None = _f(None, "mlp, dcgan or resnet (default: mlp for 2-D points, dcgan for images)")
     latent_dim: int = _f(64, "size of the noise vector z")
@@ -61,7 +65,7 @@ class TrainConfig:
     lr: float | None = _f(None, "learning rate of G (2e-4; wgan 5e-5; wgan-gp 1e-4)")
     lr_d: float | None = _f(None, "learning rate of D (default: the same as --lr)")
     betas: tuple[float, float] | None = _f(None, "Adam betas (0.5 0.999; wgan-gp 0 0.9)", nargs=2)
-    batch: int | None = _f(None, "images per batch (64; 256 for 2-D points)")
+    batch: int | None = _f(None, "images per batch, all processes together under torchrun (64; 256 for 2-D points)")
     # how long
     steps: int | None = _f(None, "number of G updates (the training step count)")
     epochs: float | None = _f(None, "train for this many passes over the data instead of --steps")
@@ -69,6 +73,7 @@ class TrainConfig:
     # where and how fast
     device: str = _f("auto", "auto (a GPU when there is one), cpu or cuda")
     precision: str = _f("fp32", "fp32, bf16 or fp16 (autocast)")
+    sync_bn: bool = _f(False, "under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm; GPUs only)")
     # what gets written
     out: str | None = _f(None, "run directory (default: runs/DATA-TIMESTAMP)")
     log_every: int = _f(50, "steps between metric lines (and the only host syncs)")
@@ -76,6 +81,9 @@ class TrainConfig:
     checkpoint_every: int | None = _f(None, "steps between checkpoints (default: about 5 per run)")
     keep_checkpoints: int = _f(3, "how many recent checkpoints to keep")
     quiet: bool = _f(False, "plain log lines instead of a progress bar")
+    # when losses or weights turn NaN / Inf
+    on_divergence: str = _f("stop", "stop, or rollback: reload the last checkpoint with the learning rates halved")
+    max_rollbacks: int = _f(3, "how many times --on-divergence rollback may roll back before it stops")
 
     # ---------------------------------------------------------------- loading and saving
     @classmethod
@@ -135,10 +143,14 @@ class TrainConfig:
             positive(name)
         for name in ("lr", "lr_d", "epochs"):
             positive(name, integer=False)
+        if self.workers is not None and (isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0):
+            raise ConfigError(f"--workers must be a whole number >= 0 (0 decodes in the training process), got {self.workers!r}")
+        if isinstance(self.max_rollbacks, bool) or not isinstance(self.max_rollbacks, int) or self.max_rollbacks < 0:
+            raise ConfigError(f"--max-rollbacks must be a whole number >= 0, got {self.max_rollbacks!r}")
         if not isinstance(self.data, str) or not self.data:
             raise ConfigError("--data must name a dataset or a folder")
         choices = {"loss": LOSSES, "model": MODELS, "precision": PRECISIONS, "device": DEVICES,
-                   "optimizer": OPTIMIZERS, "d_norm": D_NORMS}
+                   "optimizer": OPTIMIZERS, "d_norm": D_NORMS, "on_divergence": ("stop", "rollback")}
         for name, valid in choices.items():
             v = getattr(self, name)
             if name == "model" and v == "custom":  # the user's own modules, recorded so the run says so

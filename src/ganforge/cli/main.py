@@ -1,7 +1,8 @@
 """Entry point: one sub-command per module in this package, each with `add_parser` and `run`.
 
 User mistakes (GanforgeError) become one line on stderr and exit code 2; nothing else is caught,
-so real bugs keep their traceback.
+so real bugs keep their traceback. Training stopped early (TrainingStopped) prints how to continue
+and exits 130 after SIGINT, 143 after SIGTERM, 2 after divergence or a failed write.
 """
 
 from __future__ import annotations
@@ -30,13 +31,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ganforge.errors import GanforgeError
+    from ganforge.errors import GanforgeError, TrainingStopped
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
+    except TrainingStopped as e:  # a signal, divergence or a failed write: the message says how to continue
+        print(f"ganforge {args.command}: {e}", file=sys.stderr)
+        return e.exit_code
     except GanforgeError as e:
         print(f"ganforge {args.command}: error: {e}", file=sys.stderr)
         return 2

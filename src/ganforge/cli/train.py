@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from ganforge.cli.options import add_config_flags, config_overrides
 
 # Settings that may change when a run is resumed; the rest would make it a different run.
-RESUMABLE = {"steps", "epochs", "quiet", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "device"}
+RESUMABLE = {"steps", "epochs", "quiet", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "device",
+             "stream", "workers", "on_divergence", "max_rollbacks"}
 
 
 def add_parser(sub, name):
@@ -35,9 +37,19 @@ def build_config(args: argparse.Namespace):
             raise ConfigError(f"cannot change {', '.join(changed)} when resuming: a resumed run keeps its settings "
                               f"(only {', '.join(sorted(RESUMABLE))} may change); start a new run instead")
         from pathlib import Path
+
+        from ganforge.checkpoint import refuse_pickle
+        refuse_pickle(Path(args.resume))
+        if not (Path(args.resume) / "config.yaml").is_file():
+            raise ConfigError(f"cannot resume {args.resume}: it is not a run directory (no config.yaml); pass the "
+                              f"--out of an earlier `ganforge train`")
         base = TrainConfig.from_yaml(Path(args.resume) / "config.yaml").to_dict()
         base["out"] = args.resume
     elif args.config:
+        from pathlib import Path
+
+        from ganforge.checkpoint import refuse_pickle
+        refuse_pickle(Path(args.config))
         base = TrainConfig.from_yaml(args.config).to_dict()
         if "out" not in overrides:
             base["out"] = None  # a replay writes a new run, never over the one it came from
@@ -51,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = build_config(args)
     result = Trainer(config, resume=bool(args.resume), overwrite=args.overwrite).fit()
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for all
+        return 0
     print(f"done: {result.dir} (samples.png, curves.png, metrics.jsonl); "
           f"new samples: ganforge sample {result.dir} --n 64 --out samples.png")
     return 0

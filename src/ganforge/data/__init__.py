@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ganforge.data.dataset import Dataset
+from ganforge.data.names import is_archive_spec
 from ganforge.errors import DataError
 
 BUILTIN = ("digits", "ring8", "grid25", "mnist", "fashion-mnist")
@@ -13,7 +14,7 @@ BUILTIN = ("digits", "ring8", "grid25", "mnist", "fashion-mnist")
 
 def load_dataset(name: str, *, data_dir: str | None = None, resolution: int | None = None,
                  split: str = "train") -> Dataset:
-    """Load a built-in dataset by name, or a folder of images by path.
+    """Load a built-in dataset by name, or a folder of images, tar shards or a zip file by path.
 
     `resolution` resizes images (bilinear, after a centre crop for folders); None keeps the native size.
     `split` is "train" or "test" for datasets that have both.
@@ -27,6 +28,9 @@ def load_dataset(name: str, *, data_dir: str | None = None, resolution: int | No
     elif name in ("mnist", "fashion-mnist"):
         from ganforge.data.idx import load_idx_dataset
         ds = load_idx_dataset(name, data_dir, split)
+    elif is_archive_spec(name):  # tar shards or a zip file, decoded into memory
+        from ganforge.data.streaming import default_workers, open_source
+        return open_source(name, resolution).to_dataset(default_workers())
     elif Path(name).expanduser().is_dir():
         from ganforge.data.folder import load_image_folder
         return load_image_folder(Path(name).expanduser(), resolution or 64)

@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import random
+import shlex
 import shutil
 import time
 from pathlib import Path
@@ -19,9 +20,11 @@ import torch
 from torch import nn
 
 from ganforge.config import TrainConfig
-from ganforge.errors import ConfigError
+from ganforge.errors import ConfigError, TrainingStopped
 from ganforge.train.callbacks import Callback, MetricsLog, Progress, SampleGrids
+from ganforge.train.divergence import DivergenceGuard, find_problem, weights_finite
 from ganforge.train.run import Run
+from ganforge.train.signals import StopOnSignal
 from ganforge.train.step import STATS, GANStep
 
 log = logging.getLogger("ganforge")
@@ -68,54 +71,111 @@ class Trainer:
         self.setup()
         cfg = self.config
         callbacks = [MetricsLog(), SampleGrids(cfg.sample_every), *self.extra_callbacks, Progress(cfg.quiet)]
+        callbacks = callbacks if self.dist.is_main else []  # rank 0 alone writes logs and samples
         for cb in callbacks:
             cb.on_start(self)
+        if cfg.on_divergence == "rollback" and not self.checkpoints() and self.dist.is_main:
+            self.save_checkpoint()  # something to roll back to, even before the first regular checkpoint
 
         running, count = torch.zeros(len(STATS), device=self.device), 0
         lap, lap_step = time.perf_counter(), self.step
-        while self.step < cfg.steps:
-            real_batches, labels = zip(*(self.batches.next() for _ in range(cfg.d_steps)))  # labels: None unless conditional
-            with self.precision():
-                stats = self.gan_step(list(real_batches), list(labels))
-            running += stats
-            count += 1
-            self.step += 1
+        with StopOnSignal() as stop, self.stop_on_write_error():
+            while self.step < cfg.steps:
+                batches = [(self.batches.next(), self.batches.labels) for _ in range(cfg.d_steps)]
+                real_batches, labels = map(list, zip(*batches))  # labels: None unless conditional
+                with self.precision():
+                    stats = self.gan_step(real_batches, labels)
+                running += stats
+                count += 1
+                self.step += 1
 
-            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                values = (running / count).tolist()  # the one host sync of the interval
-                now = time.perf_counter()
-                images = (self.step - lap_step) * cfg.batch * cfg.d_steps
-                metrics = {"step": self.step, "epoch": round(self.batches.epochs_done, 4),
-                           **{k: round(v, 6) for k, v in zip(STATS, values)},
-                           "img_per_s": round(images / (now - lap), 1), "time": round(time.time(), 3)}
-                running.zero_()
-                count, lap, lap_step = 0, now, self.step
+                stopping = stop.received  # read once, so that the save below and the exit agree
+                log_due = self.step % cfg.log_every == 0 or self.step == cfg.steps
+                save_due = self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps or stopping
+                if log_due or save_due:
+                    # the one host sync of the interval: mean statistics plus a weights-are-finite flag
+                    *values, weights_ok = self.dist.mean(torch.cat([running / count, weights_finite(self.G, self.D)])).tolist()
+                    problem = find_problem(STATS, values, weights_ok)
+                    if problem:
+                        self.recover_from_divergence(problem)  # rolls back, or raises TrainingStopped
+                        running.zero_()
+                        count, lap, lap_step = 0, time.perf_counter(), self.step
+                        continue
+                if log_due:
+                    now = time.perf_counter()
+                    images = (self.step - lap_step) * cfg.batch * cfg.d_steps
+                    metrics = {"step": self.step, "epoch": round(self.batches.epochs_done, 4),
+                               **{k: round(v, 6) for k, v in zip(STATS, values)},
+                               "img_per_s": round(images / (now - lap), 1), "time": round(time.time(), 3)}
+                    running.zero_()
+                    count, lap, lap_step = 0, now, self.step
+                    for cb in callbacks:
+                        cb.on_metrics(self, metrics)
                 for cb in callbacks:
-                    cb.on_metrics(self, metrics)
-            for cb in callbacks:
-                cb.on_step(self)
-            if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
-                self.save_checkpoint()
+                    cb.on_step(self)
+                if save_due and self.dist.is_main:
+                    self.save_checkpoint()
+                if stopping:
+                    raise TrainingStopped(f"stopped by {stop.name} at step {self.step}; checkpoint saved; continue "
+                                          f"with: ganforge train --resume {shlex.quote(str(self.run_dir))}",
+                                          exit_code=stop.exit_code)
 
         for cb in callbacks:
             cb.on_end(self)
-        self.finish()
+        if self.dist.is_main:
+            self.finish()
+        self.dist.close()
         return Run(self.run_dir, self.config, self.G, self.dataset.shape, self.device, classes=self.classes)
+
+    def recover_from_divergence(self, problem: str) -> None:
+        """Roll back to the newest checkpoint with lower learning rates, or stop with a message saying where."""
+        bad_step, saved = self.step, self.checkpoints()
+        if saved and self.guard.may_roll_back():
+            scale = self.guard.roll_back()
+            self.load_checkpoint(rollback=True)
+            log.warning("step %d: %s; rolled back to step %d with learning rates x%g (rollback %d of %d)",
+                        bad_step, problem, self.step, scale, self.guard.rollbacks, self.guard.max_rollbacks)
+            return
+        last = f"the last good checkpoint is {self.checkpoint_path(saved[-1])}" if saved else "no checkpoint was saved yet"
+        if self.guard.policy == "rollback":
+            fix = (f"rolled back {self.guard.rollbacks} time(s) already; start a new run with a lower --lr "
+                   f"(or another --loss)")
+        else:
+            fix = (f"start a new run with a lower --lr, or continue with: ganforge train --resume "
+                   f"{shlex.quote(str(self.run_dir))} --on-divergence rollback")
+        raise TrainingStopped(f"training diverged at step {bad_step} ({problem}); {last}; {fix}")
+
+    @contextlib.contextmanager
+    def stop_on_write_error(self):
+        """A full disk or a lost mount is not a bug: say what failed and how to continue, no traceback."""
+        try:
+            yield
+        except OSError as e:
+            saved = self.checkpoints()
+            last = f"the last complete checkpoint is {self.checkpoint_path(saved[-1])}" if saved else "no checkpoint was saved"
+            raise TrainingStopped(f"cannot write {e.filename or 'to ' + str(self.run_dir)} at step {self.step} "
+                                  f"({e.strerror or e}); {last}; free some space or fix the folder, then continue "
+                                  f"with: ganforge train --resume {shlex.quote(str(self.run_dir))}") from None
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> None:
-        from ganforge.data import load_dataset
-        from ganforge.data.batches import InMemoryBatches
+        from ganforge.data.batches import make_batches
+        from ganforge.data.dataset import require_labels
+        from ganforge.data.streaming import open_training_data
         from ganforge.losses import get_loss
+        from ganforge.train.distributed import Distributed, ShardedNoise
 
         cfg = self.config.validate()
-        self.device = pick_device(cfg.device)
-        self.dataset = load_dataset(cfg.data, data_dir=cfg.data_dir, resolution=cfg.resolution or cfg.preset().get("resolution"))
+        self.dist = Distributed.from_env(pick_device(cfg.device))  # one process unless started by torchrun
+        self.device = self.dist.device(pick_device(cfg.device))
+        self.dataset = open_training_data(cfg.data, data_dir=cfg.data_dir, stream=cfg.stream,
+                                          resolution=cfg.resolution or cfg.preset().get("resolution"))
         cfg = self.config = cfg.resolve(len(self.dataset), self.dataset.shape)
-        self.run_dir = self.prepare_run_dir()
+        self.dist.per_rank_batch(cfg.batch)
+        self.run_dir = self.dist.on_main(self.prepare_run_dir)
         seed_everything(cfg.seed)
         if cfg.conditional:
-            self.dataset.require_labels()
+            require_labels(self.dataset)
         self.classes = list(self.dataset.classes) if cfg.conditional else None  # what G and D are conditioned on
         num_classes = len(self.classes) if self.classes else 0
 
@@ -131,14 +191,22 @@ class Trainer:
         self.opt_g = make_optimizer(cfg.optimizer, self.G.parameters(), cfg.lr, cfg.betas)
         self.opt_d = make_optimizer(cfg.optimizer, self.D.parameters(), cfg.lr_d, cfg.betas)
         self.loss = get_loss(cfg.loss)
-        self.gan_step = GANStep(self.G, _Flatten(self.D), self.opt_g, self.opt_d, self.loss, self.latent_dim,
-                                g_steps=cfg.g_steps)
-        self.batches = InMemoryBatches(self.dataset.data, cfg.batch, cfg.seed, self.device,
-                                       labels=self.dataset.labels if cfg.conditional else None)
-        if self.resume:
+        self.batches = make_batches(self.dataset, cfg.batch, cfg.seed, self.device, rank=self.dist.rank,
+                                    world_size=self.dist.world_size, workers=cfg.workers,
+                                    labels=cfg.conditional)
+        self.guard = DivergenceGuard(cfg.on_divergence, cfg.max_rollbacks)
+        if self.resume and self.checkpoints():
             self.load_checkpoint()
-        else:
+        elif self.resume:  # killed before its first checkpoint: nothing was saved, so it starts again
+            log.warning("%s has no checkpoint yet: starting it again from step 0", self.run_dir)
+            if self.dist.is_main:
+                drop_metrics_after(self.run_dir / "metrics.jsonl", 0)
+        elif self.dist.is_main:
             cfg.save(self.run_dir / "config.yaml")
+        G, D = self.dist.wrap(self.G, _Flatten(self.D), cfg.sync_bn)  # DDP when several processes
+        self.gan_step = GANStep(G, D, self.opt_g, self.opt_d, self.loss, self.latent_dim, g_steps=cfg.g_steps)
+        if self.dist.enabled:  # each rank draws its rows of the global noise batch
+            self.gan_step.noise = ShardedNoise(self.latent_dim, self.dist.rank, self.dist.world_size)
         log.info("training %s on %s (%d samples, shape %s) for %d steps on %s -> %s", cfg.model,
                  cfg.data, len(self.dataset), tuple(self.dataset.shape), cfg.steps, self.device, self.run_dir)
 
@@ -186,7 +254,15 @@ class Trainer:
         return to_uint8(out) if self.dataset.is_image else out
 
     # ------------------------------------------------------------------ checkpoints
+    def checkpoints(self) -> list[int]:
+        from ganforge.checkpoint import list_checkpoints
+        return list_checkpoints(self.run_dir / "checkpoints")
+
+    def checkpoint_path(self, step: int) -> Path:
+        return self.run_dir / "checkpoints" / f"step-{step:08d}.json"
+
     def save_checkpoint(self) -> None:
+        """Everything an exact resume needs: weights, optimiser moments, every RNG, the data position, counters."""
         from ganforge.checkpoint import flatten_module, flatten_optimizer, save_checkpoint
 
         tensors = {**flatten_module("G", self.G), **flatten_module("D", self.D)}
@@ -202,12 +278,15 @@ class Trainer:
         meta = {"data_shape": list(self.dataset.shape), "latent_dim": self.latent_dim, "classes": self.classes,
                 "optimizers": opt_meta,
                 "batches": self.batches.state_dict(), "numpy_rng": [np_state[0], np_state[1].tolist(), *np_state[2:]],
-                "python_rng": _jsonable(random.getstate())}
+                "python_rng": _jsonable(random.getstate()), "divergence": self.guard.state_dict()}
         save_checkpoint(self.run_dir / "checkpoints", self.step, tensors, meta, keep=self.config.keep_checkpoints)
 
-    def load_checkpoint(self) -> None:
-        from ganforge.checkpoint import load_checkpoint, load_module, load_optimizer
+    def load_checkpoint(self, rollback: bool = False) -> None:
+        """Restore the newest checkpoint. A rollback keeps the in-memory rollback count and applies its
+        lower learning-rate scale on top of the rates the checkpoint was saved with."""
+        from ganforge.checkpoint import clean_partial, load_checkpoint, load_module, load_optimizer
 
+        clean_partial(self.run_dir / "checkpoints")  # what a kill in the middle of a save left behind
         tensors, meta = load_checkpoint(self.run_dir / "checkpoints")
         load_module("G", self.G, tensors)
         load_module("D", self.D, tensors)
@@ -221,7 +300,15 @@ class Trainer:
         random.setstate(_tuplify(meta["python_rng"]))
         self.batches.load_state_dict(meta["batches"])
         self.step = meta["step"]
-        log.info("resumed %s at step %d", self.run_dir, self.step)
+        saved = meta.get("divergence", {"rollbacks": 0, "lr_scale": 1.0})
+        if rollback:
+            for opt in (self.opt_g, self.opt_d):
+                for group in opt.param_groups:
+                    group["lr"] *= self.guard.lr_scale / saved["lr_scale"]
+        else:
+            self.guard.load_state_dict(saved)
+            drop_metrics_after(self.run_dir / "metrics.jsonl", self.step)
+            log.info("resumed %s at step %d", self.run_dir, self.step)
 
     # ------------------------------------------------------------------ the end
     def finish(self) -> None:
@@ -244,6 +331,24 @@ class _Flatten(nn.Module):
 
     def forward(self, x, *y):
         return self.inner(x, *y).reshape(x.shape[0])
+
+
+def drop_metrics_after(path: Path, step: int) -> None:
+    """Forget the metric lines a killed run wrote after its last checkpoint: the resumed run writes them again."""
+    from ganforge.checkpoint import atomic_write
+
+    if not path.is_file():
+        return
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = []
+    for line in lines:
+        try:
+            if json.loads(line).get("step", 0) <= step:
+                kept.append(line)
+        except json.JSONDecodeError:  # a line cut short by the kill
+            pass
+    if len(kept) != len(lines):
+        atomic_write(path, lambda f: f.write("".join(k + "\n" for k in kept).encode()))
 
 
 def _jsonable(obj):

@@ -1,0 +1,1 @@
+"""Speed measurement: the classic reference loop (`classic`) and `ganforge bench` (`measure`)."""
