@@ -43,7 +43,8 @@ class ProjectionHead(nn.Module):
 
 
 class ClassEmbedding(nn.Module):
-    """A learned vector per class, concatenated to z: the conditioning of a G with no BatchNorm to hook into (the MLP)."""
+    """A learned vector per class, concatenated to z: the conditioning of G's that have no BatchNorm to hook
+    into (the MLP) or where the input is the natural place (DCGAN's first layer)."""
 
     def __init__(self, num_classes: int, dim: int):
         super().__init__()

@@ -4,9 +4,9 @@ weights drawn from N(0, 0.02).
 Any square resolution r = b * 2^n with b in 4..7 and 8 <= r <= 128 works (28 = 7 * 4, 64 = 4 * 16):
 G starts from a b x b map and doubles n times; D mirrors it.
 
-Class-conditional (num_classes > 0): G's BatchNorms become conditional BatchNorms (a scale and shift
-per class at every layer, which conditions far more strongly than a class vector appended to z),
-D gets a projection head on its last feature map, sum-pooled.
+Class-conditional (num_classes > 0): G gets a class embedding concatenated to z (the classic
+conditional DCGAN input), D a projection head on its last feature map, sum-pooled. (Conditional
+BatchNorm in G, as in `resnet`, let D win early and learnt the classes far more slowly here.)
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ganforge.errors import ConfigError
-from ganforge.models.conditional import ConditionalBatchNorm2d, ProjectionHead
+from ganforge.models.conditional import ClassEmbedding, ProjectionHead
 
 SUPPORTED = sorted({b * 2 ** n for b in range(4, 8) for n in range(1, 6) if 8 <= b * 2 ** n <= 128})
 
@@ -55,25 +55,21 @@ class DCGANGenerator(nn.Module):
         channels, resolution, _ = out_shape
         base, doublings = plan(resolution)
         self.latent_dim, self.num_classes = latent_dim, num_classes
+        self.embed = ClassEmbedding(num_classes, latent_dim) if num_classes else None
         widths = [width * 2 ** i for i in reversed(range(doublings))]  # e.g. 512, 256, 128, 64 for 64x64
-
-        def norm(c):
-            return ConditionalBatchNorm2d(c, num_classes) if num_classes else nn.BatchNorm2d(c)
-
-        layers = [nn.ConvTranspose2d(latent_dim, widths[0], base, 1, 0, bias=False), norm(widths[0]), nn.ReLU(inplace=True)]
+        z_size = latent_dim * (2 if num_classes else 1)
+        layers = [nn.ConvTranspose2d(z_size, widths[0], base, 1, 0, bias=False),
+                  nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)]
         for c_in, c_out in zip(widths, widths[1:]):
-            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), norm(c_out), nn.ReLU(inplace=True)]
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
         layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1, bias=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         self.apply(dcgan_init)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        x = z.view(z.shape[0], -1, 1, 1)
-        if y is None:
-            return self.net(x)
-        for layer in self.net:  # conditional BatchNorms also take the class
-            x = layer(x, y) if isinstance(layer, ConditionalBatchNorm2d) else layer(x)
-        return x
+        if self.embed is not None:
+            z = self.embed(z, y)
+        return self.net(z.view(z.shape[0], -1, 1, 1))
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
