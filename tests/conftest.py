@@ -15,3 +15,11 @@ def tiny_config(tmp_path, **overrides):
                   sample_every=3, checkpoint_every=3, quiet=True, out=str(tmp_path / "run"))
     values.update(overrides)
     return TrainConfig(**values)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A tiny finished run, shared by tests that only read it."""
+    from ganforge import Trainer
+
+    return Trainer(tiny_config(tmp_path_factory.mktemp("trained"), steps=2, checkpoint_every=2)).fit().dir

@@ -51,3 +51,41 @@ def test_classic_train_needs_a_length():
 
     with pytest.raises(ConfigError):
         classic_train("digits", 8, 16)
+
+
+def test_bench_reports_both_loops_with_consistent_figures():
+    from ganforge import TrainConfig
+    from ganforge.bench.measure import bench
+
+    config = TrainConfig(data="digits", resolution=8, width=8, latent_dim=8, batch=16, precision="fp32", steps=1,
+                         device="cpu")
+    r = bench(config, steps=2, warmup=1, chunk=1, profile=True)
+    g, c = r["ganforge"], r["classic"]
+    assert g["precision"] == "fp32" and g["channels_last"] and g["optimizer"] == "Adam (fused)"
+    for loop in (g, c):
+        assert loop["img_per_s"] > 0 and loop["gflop_per_step"] > 0 and loop["peak_memory_mb"] > 0
+        # achieved FLOP/s is FLOPs per step times steps per second
+        expected = loop["gflop_per_step"] * 1e9 * loop["img_per_s"] / 16 / 1e12
+        assert abs(loop["achieved_tflop_per_s"] - expected) <= 1e-3 + 0.05 * expected
+    assert r["speedup"] == round(g["img_per_s"] / c["img_per_s"], 2)
+    assert g["top_ops"] and all(0 <= op["share"] <= 1 for op in g["top_ops"])
+    # ganforge draws G's fakes twice (once without a graph for D, once for G); classic reuses them but
+    # also back-propagates into D's weights in the G phase: the FLOP counts are of one order
+    assert 0.5 < g["gflop_per_step"] / c["gflop_per_step"] < 2
+
+
+def test_bench_on_a_fraction_of_the_data():
+    from ganforge import TrainConfig
+    from ganforge.bench.measure import bench
+
+    config = TrainConfig(data="digits", resolution=8, width=8, latent_dim=8, batch=16, precision="fp32", steps=1,
+                         device="cpu")
+    r = bench(config, steps=1, warmup=0, fraction=0.1, classic=False, profile=False)
+    assert r["images"] == 179 and "classic" not in r
+
+
+def test_bench_command_rejects_bad_fraction(capsys):
+    from ganforge.cli.main import main
+
+    assert main(["bench", "--fraction", "0"]) == 2
+    assert "--fraction" in capsys.readouterr().err

@@ -16,7 +16,7 @@ def test_yaml_round_trip(tmp_path):
     ({"steps": 2.5}, "whole number"),
     ({"loss": "vanilla"}, "use one of minimax"),
     ({"model": "unet"}, "use one of mlp, dcgan"),
-    ({"precision": "fp8"}, "use one of fp32"),
+    ({"precision": "fp8"}, "use one of auto, fp32"),
     ({"steps": 5, "epochs": 1.0}, "only one"),
     ({"betas": (0.5, 1.5)}, "betas"),
 ])

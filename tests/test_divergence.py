@@ -24,7 +24,8 @@ class Poison(Callback):
         if trainer.step == self.step and self.times > 0:
             self.times -= 1
             with torch.no_grad():
-                next(trainer.G.parameters()).view(-1)[0] = float("nan")
+                first = next(trainer.G.parameters())  # may be channels_last: index, don't view
+                first[(0,) * first.dim()] = float("nan")
 
 
 def test_nan_weights_stop_with_step_and_last_good_checkpoint(tmp_path):

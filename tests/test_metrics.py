@@ -143,6 +143,12 @@ def test_three_classes_give_poor_coverage(digits_env):
     assert three["classes_covered"] == 3
     assert three["kl"] > 1.0  # log(10 / 3) = 1.20 when the three are equally frequent
     assert set(three["missing"]) == {str(i) for i in range(3, 10)}
+    # in feature space too: three classes sit far further from the data than another sample of it does
+    perm = torch.randperm(len(ds), generator=torch.Generator().manual_seed(2))
+    half = ds.data[perm[:900]]
+    three_fd = image_metrics(ds.data[ds.labels < 3], half, clf.extractor(), **FAST)["fd"]
+    real_fd = image_metrics(ds.data[perm[900:]], half, clf.extractor(), **FAST)["fd"]
+    assert three_fd > 10 * real_fd
     full = class_coverage(ds.data, clf)
     assert full["classes_covered"] == 10 and full["kl"] < 0.05 and not full["missing"]
     assert full["mean_confidence"] > 0.8
@@ -167,6 +173,20 @@ def test_evaluate_images_caches_the_reference(digits_env):
     assert second["protocol"]["reference_cached"] is True
     assert second["fd"] == pytest.approx(first["fd"], rel=1e-9)
     json.dumps(second)  # plain JSON types only
+
+
+def test_every_result_states_its_protocol(digits_env):
+    """Sample counts, split, resize filter and feature extractor travel with every number."""
+    modes = mixture_modes("ring8")
+    points = evaluate(lambda n: modes.repeat(n // 8 + 1, 1)[:n], "ring8", n=400)
+    images = evaluate(lambda n: load_dataset("digits", split="test").data[:n], "digits", n=300, split="test", **FAST)
+    for result in (points, images):
+        p = result["protocol"]
+        assert {"n_fake", "n_real", "split", "resize", "features"} <= set(p)
+        assert p["n_fake"] == (400 if result is points else 300)
+    assert images["protocol"]["split"] == "test" and images["protocol"]["resize"] == "bilinear-antialias to 8x8"
+    coverage = images["class_coverage"]["protocol"]
+    assert coverage["n_fake"] == 300 and coverage["resize"] and coverage["classifier"].startswith("classifier-digits")
 
 
 def test_evaluate_at_another_resolution_and_wrong_inputs(digits_env):
@@ -247,7 +267,7 @@ def test_eval_command_writes_eval_json(digits_env, tmp_path, monkeypatch, capsys
         def sample(self, n, seed=0):
             return mixture_modes("grid25")[:20].repeat(n // 20 + 1, 1)[:n]
 
-    monkeypatch.setattr(run_module, "load_run", lambda path, device="cpu": FakeRun())
+    monkeypatch.setattr(run_module, "load_run", lambda path, device="cpu", checkpoint=None: FakeRun())
     parser = argparse.ArgumentParser()
     eval_cmd.add_parser(parser.add_subparsers(), "eval")
     args = parser.parse_args(["eval", str(tmp_path)])

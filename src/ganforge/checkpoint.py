@@ -74,11 +74,11 @@ def list_checkpoints(directory: Path) -> list[int]:
     return sorted(int(m.group(1)) for p in directory.iterdir() if (m := NAME.match(p.name)))
 
 
-def mark_best(directory: Path, step: int, metric: str, value: float) -> None:
+def mark_best(directory: Path, step: int, metric: str, value: float, **extra) -> None:
     """Record that checkpoint `step` scored best so far on `metric`; pruning never deletes it."""
     if not (directory / f"step-{step:08d}.json").is_file():
         raise CheckpointError(f"cannot mark step {step} as best: {directory} holds no complete checkpoint of it")
-    record = {"step": step, "metric": metric, "value": value}
+    record = {"step": step, "metric": metric, "value": value, **extra}
     atomic_write(directory / BEST, lambda f: f.write(json.dumps(record).encode()))
 
 
@@ -120,6 +120,9 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
 
     path = Path(path)
     refuse_pickle(path)
+    if path.name == "checkpoints" and not path.exists():
+        raise CheckpointError(f"{path.parent} has no checkpoint yet: train it (or continue it with ganforge train "
+                              f"--resume {path.parent}) until it saves one")
     if path.is_dir():
         steps = list_checkpoints(path)
         if not steps:

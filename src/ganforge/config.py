@@ -15,7 +15,7 @@ from typing import Any
 
 from ganforge.errors import ConfigError
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 OPTIMIZERS = ("adam", "rmsprop")
 D_NORMS = ("batch", "layer", "none")
@@ -72,7 +72,8 @@ class TrainConfig:
     seed: int = _f(0, "random seed: the same seed and settings give the same run")
     # where and how fast
     device: str = _f("auto", "auto (a GPU when there is one), cpu or cuda")
-    precision: str = _f("fp32", "fp32, bf16 or fp16 (autocast)")
+    precision: str = _f("auto", "auto (bf16 autocast where the hardware runs it fast, else fp32), fp32, bf16 or fp16")
+    compile: bool = _f(False, "torch.compile G and D (faster steps after a compile of a minute or more)")
     sync_bn: bool = _f(False, "under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm; GPUs only)")
     # what gets written
     out: str | None = _f(None, "run directory (default: runs/DATA-TIMESTAMP)")
@@ -80,6 +81,11 @@ class TrainConfig:
     sample_every: int | None = _f(None, "steps between sample grids (default: about 20 per run)")
     checkpoint_every: int | None = _f(None, "steps between checkpoints (default: about 5 per run)")
     keep_checkpoints: int = _f(3, "how many recent checkpoints to keep")
+    # measuring while training
+    eval_every: int | None = _f(None, "steps between evaluations during training (modes / HQ / reverse KL for 2-D "
+                                      "data, classifier FD / KID for images); keeps the best checkpoint (off by default)")
+    eval_n: int | None = _f(None, "samples per evaluation during training (2500 for 2-D points as in PacGAN, "
+                                  "2000 for images)")
     quiet: bool = _f(False, "plain log lines instead of a progress bar")
     # when losses or weights turn NaN / Inf
     on_divergence: str = _f("stop", "stop, or rollback: reload the last checkpoint with the learning rates halved")
@@ -139,7 +145,7 @@ class TrainConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be greater than 0, got {v}")
 
         for name in ("latent_dim", "width", "d_steps", "g_steps", "batch", "steps", "resolution",
-                     "log_every", "sample_every", "checkpoint_every", "keep_checkpoints"):
+                     "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "eval_every", "eval_n"):
             positive(name)
         for name in ("lr", "lr_d", "epochs"):
             positive(name, integer=False)

@@ -69,3 +69,22 @@ def plot_points(fake: torch.Tensor, path: Path, real: torch.Tensor | None = None
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
+
+
+def plot_eval(rows: list[dict], path) -> Path | None:
+    """The `eval/...` metrics of metrics.jsonl over training, one panel each (None when there are none)."""
+    keys = sorted({k for r in rows for k in r if k.startswith("eval/")})
+    if not keys:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys) + 1, 3.2), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        points = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3)
+        ax.set_title(key.split("/", 1)[1])
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

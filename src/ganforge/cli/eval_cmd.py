@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 
 
 def add_parser(sub, name):
@@ -24,36 +23,28 @@ def add_parser(sub, name):
     p.add_argument("--split", choices=("train", "test"), default="train", help="real images to compare with")
     p.add_argument("--seed", type=int, default=0, help="noise seed of the generated samples")
     p.add_argument("--device", default="cpu", help="cpu or cuda (for the generator)")
+    p.add_argument("--checkpoint", default=None,
+                   help="best (the best by --eval-every during training), latest (default) or a step number")
     p.set_defaults(handler=run)
-
-
-def _finite(value):
-    """JSON has no Infinity: non-finite floats become null (e.g. reverse KL with no high-quality sample)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
 
 
 def run(args: argparse.Namespace) -> int:
     from ganforge.checkpoint import atomic_write
     from ganforge.errors import ConfigError
-    from ganforge.metrics import evaluate
+    from ganforge.metrics import evaluate, json_safe
     from ganforge.train.run import load_run
 
     if args.n is not None and args.n < 2:
         raise ConfigError(f"--n must be at least 2, got {args.n}")
-    run_ = load_run(args.run, device=args.device)
+    run_ = load_run(args.run, device=args.device, checkpoint=args.checkpoint)
     cfg = run_.config
     # a conditional run is sampled for its classes in turn (a balanced set), and scored on them too
     labels_fn = run_.labels_for if run_.conditional else None
     result = evaluate(lambda n: run_.sample(n, seed=args.seed), cfg.data, data_dir=cfg.data_dir, n=args.n,
                       features=args.features, resolution=getattr(cfg, "resolution", None), split=args.split,
                       labels_fn=labels_fn)
-    result = _finite({"run": str(run_.dir), "sample_seed": args.seed, **result})
+    result = json_safe({"run": str(run_.dir), "checkpoint": args.checkpoint or "latest", "sample_seed": args.seed,
+                        **result})
     text = json.dumps(result, indent=1)
     out = run_.dir / "eval.json"
     try:

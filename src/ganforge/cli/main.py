@@ -18,6 +18,8 @@ COMMANDS = {
     "sample": "sample",
     "eval": "eval_cmd",
     "train-classifier": "train_classifier",
+    "report": "report",
+    "bench": "bench",
 }
 
 

@@ -1,6 +1,7 @@
 """Batches drawn from a dataset held in memory (on the training device when it fits): one random
-permutation per epoch, slices of it as batches, no per-sample Python work. Built with labels (for a
-class-conditional GAN), `labels` holds the classes of the batch `next()` returned last.
+permutation per epoch, slices of it as batches, no per-sample Python work. Images stay uint8 (a
+quarter of float32's memory) and are converted to float on the device, one batch at a time. Built with
+labels (for a class-conditional GAN), `labels` holds the classes of the batch `next()` returned last.
 
 The order is a pure function of (seed, epoch), so the position (epoch, index) is all a checkpoint
 needs to resume the exact same sequence of batches. Under torchrun every rank builds the same order
@@ -47,8 +48,9 @@ class InMemoryBatches:
                  labels: torch.Tensor | None = None, rank: int = 0, world_size: int = 1):
         if batch_size > data.shape[0]:
             batch_size = data.shape[0] - data.shape[0] % world_size
-        self.data = data.to(device)
-        self.all_labels = labels.to(device) if labels is not None else None
+        self.device = torch.device(device)
+        self.data = data.to(self.device) if fits_on(self.device, data) else _pinned(data)
+        self.all_labels = labels.to(self.data.device) if labels is not None else None
         self.labels = None  # the classes of the last batch; None without labels
         self.batch_size, self.seed = batch_size, seed  # batch_size: the global batch
         self.rank, self.world_size = rank, world_size
@@ -70,8 +72,9 @@ class InMemoryBatches:
     def next(self) -> torch.Tensor:
         """The next batch as float on the device ([-1, 1] for images); its classes go to `self.labels`."""
         indices = self.next_indices()
-        self.labels = self.all_labels[indices] if self.all_labels is not None else None
-        return to_float(self.data[indices])
+        if self.all_labels is not None:
+            self.labels = self.all_labels[indices].to(self.device, non_blocking=True)
+        return to_float(self.data[indices].to(self.device, non_blocking=True))
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "index": self.index, "seed": self.seed, "batch_size": self.batch_size}
@@ -83,3 +86,17 @@ class InMemoryBatches:
     @property
     def epochs_done(self) -> float:
         return self.epoch + self.index / self.per_epoch
+
+
+def fits_on(device: torch.device, data: torch.Tensor, share: float = 0.25) -> bool:
+    """Whether the dataset may live on the device: always on the CPU; on a GPU, when it takes at
+    most `share` of the free memory (the rest is for the models, activations and optimiser)."""
+    if device.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(device)
+    return data.numel() * data.element_size() <= share * free
+
+
+def _pinned(data: torch.Tensor) -> torch.Tensor:
+    """Host memory the GPU can copy from asynchronously (batches then overlap with compute)."""
+    return data.pin_memory() if torch.cuda.is_available() else data

@@ -70,7 +70,6 @@ class ImageStream(torch.utils.data.Dataset):
         self._labels, self.classes = labels, classes
         self._handles: dict = {}
         self._pid = None
-        self.channels = 3
         self.channels = self._probe_channels()
 
     # Dataset-like metadata (what the trainer and callbacks read)

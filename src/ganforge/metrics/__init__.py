@@ -38,6 +38,19 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'ganforge.metrics' has no attribute '{name}'")
 
 
+def json_safe(value):
+    """JSON has no Infinity: non-finite floats become null (e.g. reverse KL with no high-quality sample)."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def load_extractor(features: str, dataset_name: str):
     """'classifier' (the dataset's domain classifier, or a path to a .safetensors classifier) or 'inception'."""
     from ganforge.errors import ConfigError
@@ -141,4 +154,4 @@ def evaluate(sample_fn: Callable[[int], "torch.Tensor"], dataset_name: str, data
     return result
 
 
-__all__ = ["evaluate", "load_extractor", *_LAZY]
+__all__ = ["evaluate", "load_extractor", "json_safe", *_LAZY]

@@ -60,8 +60,9 @@ def load_inception() -> InceptionFeatures:
     try:
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
     except ImportError:
-        raise ConfigError(f"--features inception needs torch-fidelity: run `{INSTALL}` (its InceptionV3 weights go "
-                          f"to {weights_path()}), or use --features classifier") from None
+        raise ConfigError(f"--features inception needs torch-fidelity: run `{INSTALL}`; offline, also copy "
+                          f"{WEIGHTS_URL} to {weights_path()} (or set $GANFORGE_INCEPTION_WEIGHTS); "
+                          f"or use --features classifier") from None
     path = weights_path()
     try:
         if path.is_file():

@@ -31,6 +31,8 @@ from torch import nn
 from ganforge.errors import ConfigError, GanforgeError
 
 log = logging.getLogger("ganforge")
+SYNC_BN_NEEDS_GPU = ("--sync-bn needs GPUs (PyTorch's SyncBatchNorm runs on CUDA only): drop --sync-bn, "
+                     "or use --d-norm layer / --model mlp for batch-independent networks")
 
 
 class Distributed:
@@ -46,11 +48,13 @@ class Distributed:
         NCCL between GPUs, gloo on CPUs. Without those variables: one process."""
         import torch.distributed as dist
 
-        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if dist.is_available() and dist.is_initialized():  # the caller set up the group (Python API)
+            rank, world_size, owns = dist.get_rank(), dist.get_world_size(), False
+        else:
+            rank, world_size, owns = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")), True
         if world_size == 1:
             return cls()
-        rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-        owns = not dist.is_initialized()
         if owns:
             backend = "nccl" if device.type == "cuda" else "gloo"
             if device.type == "cuda":
@@ -73,6 +77,12 @@ class Distributed:
         if device.type == "cuda" and self.enabled:
             return torch.device("cuda", self.local_rank)
         return device
+
+    def check(self, batch: int, sync_bn: bool, device: torch.device) -> None:
+        """Settings that cannot work with these processes, refused before anything is written."""
+        self.per_rank_batch(batch)
+        if sync_bn and device.type != "cuda":
+            raise ConfigError(SYNC_BN_NEEDS_GPU)
 
     def per_rank_batch(self, batch: int) -> int:
         if batch % self.world_size:
@@ -187,6 +197,5 @@ def _to_sync_bn(module: nn.Module) -> nn.Module:
     if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules()):
         return module
     if not next(module.parameters()).is_cuda:
-        raise ConfigError("--sync-bn needs GPUs (PyTorch's SyncBatchNorm runs on CUDA only): drop --sync-bn, "
-                          "or use --d-norm layer / --model mlp for batch-independent networks")
+        raise ConfigError(SYNC_BN_NEEDS_GPU)
     return nn.SyncBatchNorm.convert_sync_batchnorm(module)

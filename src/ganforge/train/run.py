@@ -113,17 +113,45 @@ class Run:
         return self.generate(z.reshape(rows * steps, -1), y)
 
 
-def load_run(path: str | Path, device: str = "cpu") -> Run:
-    """Rebuild G from a run directory's config.yaml and its newest checkpoint (safetensors only)."""
+def checkpoint_file(run_dir: Path, checkpoint: str | int | None = None) -> Path:
+    """The checkpoint to load: the newest (None), the best by evaluation during training ("best"), or a step."""
+    folder = run_dir / "checkpoints"
+    if checkpoint is None or checkpoint == "latest":
+        return folder
+    if checkpoint == "best":
+        from ganforge.checkpoint import BEST, best_step
+
+        checkpoint = best_step(folder)
+        if checkpoint is None:
+            raise CheckpointError(f"{run_dir} has no best checkpoint ({folder / BEST} is missing): train with "
+                                  f"--eval-every STEPS, or leave out --checkpoint to use the newest")
+    try:
+        step = int(checkpoint)
+    except ValueError:
+        raise CheckpointError(f"--checkpoint must be best, latest or a step number, got '{checkpoint}'") from None
+    path = folder / f"step-{step:08d}.json"
+    if not path.is_file():
+        from ganforge.checkpoint import list_checkpoints
+
+        raise CheckpointError(f"{run_dir} has no checkpoint of step {step}: choose one of "
+                              f"{list_checkpoints(folder) or 'none'}, best or latest")
+    return path
+
+
+def load_run(path: str | Path, device: str = "cpu", checkpoint: str | int | None = None) -> Run:
+    """Rebuild G from a run directory's config.yaml and a checkpoint (safetensors only): the newest by default,
+    "best" for the best by evaluation during training (--eval-every), or a step number."""
     from ganforge.checkpoint import load_checkpoint, load_module, refuse_pickle
     from ganforge.models import build
+    from ganforge.train.trainer import pick_device
 
+    device = pick_device(str(device))
     path = Path(path)
     refuse_pickle(path)
     if not (path / "config.yaml").is_file():
         raise CheckpointError(f"{path} is not a ganforge run directory (no config.yaml): pass the --out of a training run")
     config = TrainConfig.from_yaml(path / "config.yaml")
-    tensors, meta = load_checkpoint(path / "checkpoints")
+    tensors, meta = load_checkpoint(checkpoint_file(path, checkpoint))
     shape = tuple(meta["data_shape"])
     if config.model == "custom":
         raise CheckpointError(f"{path} was trained with custom modules; load them yourself from {path}/checkpoints")

@@ -34,6 +34,12 @@ class StopOnSignal:
             signal.signal(sig, handler)
         self._previous.clear()
 
+    def flag(self, device) -> "torch.Tensor":
+        """1.0 once a signal came, as a tensor to reduce over ranks with the other statistics."""
+        import torch
+
+        return torch.tensor([float(self.received is not None)], device=device)
+
     @property
     def name(self) -> str:
         return signal.Signals(self.received).name if self.received else ""
@@ -41,4 +47,4 @@ class StopOnSignal:
     @property
     def exit_code(self) -> int:
         """The shell convention for a process ended by a signal: 128 + its number (130 SIGINT, 143 SIGTERM)."""
-        return 128 + int(self.received)
+        return 128 + int(self.received) if self.received else 128 + int(signal.SIGTERM)  # another rank's signal

@@ -36,6 +36,12 @@ class GANStep:
         self.G, self.D, self.opt_g, self.opt_d = G, D, opt_g, opt_d
         self.loss, self.latent_dim, self.g_steps = loss, latent_dim, g_steps
 
+    def update(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        """Backward and one optimiser step (fp16 training swaps in a loss-scaled version: train/speed.py)."""
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
     def noise(self, n: int, like: torch.Tensor) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, device=like.device)
 
@@ -49,9 +55,7 @@ class GANStep:
         penalty = self.loss.penalty(lambda x: self.D(x, *y), real, fake)
         if penalty is not None:
             loss = loss + penalty
-        self.opt_d.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_d.step()
+        self.update(loss, self.opt_d)
         self.loss.after_d_step(self.D)
         return loss.detach(), real_logits.detach(), fake_logits.detach()
 
@@ -63,9 +67,7 @@ class GANStep:
             fake_logits = self.D(self.G(self.noise(real.shape[0], real), *y), *y)
             real_logits = self.D(real, *y) if self.loss.uses_real_in_g else None
             loss = self.loss.g_loss(fake_logits, real_logits)
-            self.opt_g.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt_g.step()
+            self.update(loss, self.opt_g)
         finally:
             self.D.requires_grad_(True)
         return loss.detach()

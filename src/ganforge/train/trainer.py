@@ -23,6 +23,8 @@ from ganforge.config import TrainConfig
 from ganforge.errors import ConfigError, TrainingStopped
 from ganforge.train.callbacks import Callback, MetricsLog, Progress, SampleGrids
 from ganforge.train.divergence import DivergenceGuard, find_problem, weights_finite
+from ganforge.train.evaluation import Evaluation
+from ganforge.train.resources import describe, explain_out_of_memory
 from ganforge.train.run import Run
 from ganforge.train.signals import StopOnSignal
 from ganforge.train.step import STATS, GANStep
@@ -33,9 +35,15 @@ log = logging.getLogger("ganforge")
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"unknown device '{name}': use auto, cpu, cuda or cuda:N")
+    if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for but PyTorch sees no GPU: use --device cpu or auto")
-    return torch.device(name)
+    return device
 
 
 def seed_everything(seed: int) -> None:
@@ -44,10 +52,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_optimizer(name: str, params, lr: float, betas) -> torch.optim.Optimizer:
+def make_optimizer(name: str, params, lr: float, betas, device: torch.device) -> torch.optim.Optimizer:
+    from ganforge.train.speed import optimizer_kwargs
+
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr)
-    return torch.optim.Adam(params, lr=lr, betas=tuple(betas))
+        return torch.optim.RMSprop(params, lr=lr, **optimizer_kwargs(name, device))
+    return torch.optim.Adam(params, lr=lr, betas=tuple(betas), **optimizer_kwargs(name, device))
 
 
 class Trainer:
@@ -65,36 +75,42 @@ class Trainer:
         self.extra_callbacks = callbacks or []
         self.resume, self.overwrite = resume, overwrite
         self.step = 0
+        self.saved_step: int | None = None
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> Run:
         self.setup()
         cfg = self.config
-        callbacks = [MetricsLog(), SampleGrids(cfg.sample_every), *self.extra_callbacks, Progress(cfg.quiet)]
-        callbacks = callbacks if self.dist.is_main else []  # rank 0 alone writes logs and samples
-        for cb in callbacks:
-            cb.on_start(self)
-        if cfg.on_divergence == "rollback" and not self.checkpoints() and self.dist.is_main:
-            self.save_checkpoint()  # something to roll back to, even before the first regular checkpoint
+        evaluation = [Evaluation(cfg.eval_every, cfg.eval_n)] if cfg.eval_every else []  # adds eval/ keys: first
+        callbacks = [*evaluation, MetricsLog(), SampleGrids(cfg.sample_every), *self.extra_callbacks,
+                     Progress(cfg.quiet)]
+        callbacks = callbacks if self.dist.is_main else []  # rank 0 alone writes logs, samples and evaluations
+        # a signal stops at the end of a step; a full disk or too little memory is one line, not a traceback
+        with self.stop_on_resource_error(), StopOnSignal() as stop:
+            for cb in callbacks:
+                cb.on_start(self)
+            if cfg.on_divergence == "rollback" and not self.checkpoints() and self.dist.is_main:
+                self.save_checkpoint()  # something to roll back to, even before the first regular checkpoint
 
-        running, count = torch.zeros(len(STATS), device=self.device), 0
-        lap, lap_step = time.perf_counter(), self.step
-        with StopOnSignal() as stop, self.stop_on_write_error():
+            running, count = torch.zeros(len(STATS), device=self.device), 0
+            lap, lap_step = time.perf_counter(), self.step
             while self.step < cfg.steps:
                 batches = [(self.batches.next(), self.batches.labels) for _ in range(cfg.d_steps)]
                 real_batches, labels = map(list, zip(*batches))  # labels: None unless conditional
-                with self.precision():
-                    stats = self.gan_step(real_batches, labels)
+                stats = self.gan_step(real_batches, labels)
                 running += stats
                 count += 1
                 self.step += 1
 
-                stopping = stop.received  # read once, so that the save below and the exit agree
-                log_due = self.step % cfg.log_every == 0 or self.step == cfg.steps
-                save_due = self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps or stopping
-                if log_due or save_due:
-                    # the one host sync of the interval: mean statistics plus a weights-are-finite flag
-                    *values, weights_ok = self.dist.mean(torch.cat([running / count, weights_finite(self.G, self.D)])).tolist()
+                evaluate_now = cfg.eval_every and self.step % cfg.eval_every == 0
+                log_due = self.step % cfg.log_every == 0 or self.step == cfg.steps or evaluate_now
+                save_due = self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps
+                stopping = stop.received is not None and not self.dist.enabled  # ranks agree at the sync below
+                if log_due or save_due or stopping:
+                    # the one host sync of the interval: mean statistics, a weights-are-finite flag, a stop flag
+                    health = torch.cat([running / count, weights_finite(self.G, self.D), stop.flag(self.device)])
+                    *values, weights_ok, stop_flag = self.dist.mean(health).tolist()
+                    stopping = stop_flag > 0
                     problem = find_problem(STATS, values, weights_ok)
                     if problem:
                         self.recover_from_divergence(problem)  # rolls back, or raises TrainingStopped
@@ -111,19 +127,20 @@ class Trainer:
                     count, lap, lap_step = 0, now, self.step
                     for cb in callbacks:
                         cb.on_metrics(self, metrics)
+                    lap = time.perf_counter()  # throughput counts training, not evaluation or logging
                 for cb in callbacks:
                     cb.on_step(self)
-                if save_due and self.dist.is_main:
+                if (save_due or stopping) and self.dist.is_main:
                     self.save_checkpoint()
                 if stopping:
-                    raise TrainingStopped(f"stopped by {stop.name} at step {self.step}; checkpoint saved; continue "
-                                          f"with: ganforge train --resume {shlex.quote(str(self.run_dir))}",
-                                          exit_code=stop.exit_code)
+                    raise TrainingStopped(f"stopped by {stop.name or 'a signal'} at step {self.step}; checkpoint "
+                                          f"saved; continue with: ganforge train --resume "
+                                          f"{shlex.quote(str(self.run_dir))}", exit_code=stop.exit_code)
 
-        for cb in callbacks:
-            cb.on_end(self)
-        if self.dist.is_main:
-            self.finish()
+            for cb in callbacks:
+                cb.on_end(self)
+            if self.dist.is_main:
+                self.finish()
         self.dist.close()
         return Run(self.run_dir, self.config, self.G, self.dataset.shape, self.device, classes=self.classes)
 
@@ -146,32 +163,41 @@ class Trainer:
         raise TrainingStopped(f"training diverged at step {bad_step} ({problem}); {last}; {fix}")
 
     @contextlib.contextmanager
-    def stop_on_write_error(self):
-        """A full disk or a lost mount is not a bug: say what failed and how to continue, no traceback."""
+    def stop_on_resource_error(self):
+        """A full disk, a lost mount or too little memory is not a bug: say what failed and how to continue."""
         try:
             yield
-        except OSError as e:
+        except (OSError, RuntimeError, MemoryError) as e:
+            problem = describe(e)
+            if problem is None:
+                raise
             saved = self.checkpoints()
             last = f"the last complete checkpoint is {self.checkpoint_path(saved[-1])}" if saved else "no checkpoint was saved"
-            raise TrainingStopped(f"cannot write {e.filename or 'to ' + str(self.run_dir)} at step {self.step} "
-                                  f"({e.strerror or e}); {last}; free some space or fix the folder, then continue "
-                                  f"with: ganforge train --resume {shlex.quote(str(self.run_dir))}") from None
+            fix = "free some space or fix the folder" if isinstance(e, OSError) else "free memory (or use a smaller --batch)"
+            raise TrainingStopped(f"{problem} at step {self.step}; {last}; {fix}, then continue with: ganforge train "
+                                  f"--resume {shlex.quote(str(self.run_dir))}") from None
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> None:
         from ganforge.data.batches import make_batches
         from ganforge.data.dataset import require_labels
         from ganforge.data.streaming import open_training_data
+        from ganforge.data.toy2d import MIXTURES
+        from ganforge.models.dcgan import check_image_shape
         from ganforge.losses import get_loss
+        from ganforge.train import speed
         from ganforge.train.distributed import Distributed, ShardedNoise
 
         cfg = self.config.validate()
         self.dist = Distributed.from_env(pick_device(cfg.device))  # one process unless started by torchrun
         self.device = self.dist.device(pick_device(cfg.device))
-        self.dataset = open_training_data(cfg.data, data_dir=cfg.data_dir, stream=cfg.stream,
-                                          resolution=cfg.resolution or cfg.preset().get("resolution"))
+        resolution = cfg.resolution or cfg.preset().get("resolution")
+        if resolution and cfg.model in (None, "dcgan") and cfg.data not in MIXTURES:
+            check_image_shape((1, resolution, resolution))  # before resizing the data to a size no model takes
+        with explain_out_of_memory(f"loading {cfg.data} at resolution {resolution}", "use a smaller --resolution"):
+            self.dataset = open_training_data(cfg.data, data_dir=cfg.data_dir, stream=cfg.stream, resolution=resolution)
         cfg = self.config = cfg.resolve(len(self.dataset), self.dataset.shape)
-        self.dist.per_rank_batch(cfg.batch)
+        self.dist.check(cfg.batch, cfg.sync_bn, self.device)
         self.run_dir = self.dist.on_main(self.prepare_run_dir)
         seed_everything(cfg.seed)
         if cfg.conditional:
@@ -183,14 +209,18 @@ class Trainer:
             self.config = cfg = cfg.replace(model="custom")
         else:
             from ganforge.models import build
-            self.G, self.D = build(cfg.model, self.dataset.shape, latent_dim=cfg.latent_dim, width=cfg.width,
-                                   d_norm=cfg.d_norm, num_classes=num_classes)
+            with explain_out_of_memory("building the models", "use a smaller --width or --latent-dim"):
+                self.G, self.D = build(cfg.model, self.dataset.shape, latent_dim=cfg.latent_dim, width=cfg.width,
+                                       d_norm=cfg.d_norm, num_classes=num_classes)
         self.latent_dim = getattr(self.G, "latent_dim", cfg.latent_dim)
         self.G.to(self.device).train()
         self.D.to(self.device).train()
-        self.opt_g = make_optimizer(cfg.optimizer, self.G.parameters(), cfg.lr, cfg.betas)
-        self.opt_d = make_optimizer(cfg.optimizer, self.D.parameters(), cfg.lr_d, cfg.betas)
+        self.config = cfg = cfg.replace(precision=speed.resolve_precision(cfg.precision, self.device))
+        channels_last = speed.to_channels_last(self.G, self.D)
+        self.opt_g = make_optimizer(cfg.optimizer, self.G.parameters(), cfg.lr, cfg.betas, self.device)
+        self.opt_d = make_optimizer(cfg.optimizer, self.D.parameters(), cfg.lr_d, cfg.betas, self.device)
         self.loss = get_loss(cfg.loss)
+        self.grad_scaler = speed.grad_scaler(cfg.precision, self.device)  # fp16 on CUDA only, else None
         self.batches = make_batches(self.dataset, cfg.batch, cfg.seed, self.device, rank=self.dist.rank,
                                     world_size=self.dist.world_size, workers=cfg.workers,
                                     labels=cfg.conditional)
@@ -204,9 +234,13 @@ class Trainer:
         elif self.dist.is_main:
             cfg.save(self.run_dir / "config.yaml")
         G, D = self.dist.wrap(self.G, _Flatten(self.D), cfg.sync_bn)  # DDP when several processes
-        self.gan_step = GANStep(G, D, self.opt_g, self.opt_d, self.loss, self.latent_dim, g_steps=cfg.g_steps)
+        if cfg.compile:
+            G, D = speed.compiled(G), speed.compiled(D)
+        step = GANStep(G, D, self.opt_g, self.opt_d, self.loss, self.latent_dim, g_steps=cfg.g_steps)
         if self.dist.enabled:  # each rank draws its rows of the global noise batch
-            self.gan_step.noise = ShardedNoise(self.latent_dim, self.dist.rank, self.dist.world_size)
+            step.noise = ShardedNoise(self.latent_dim, self.dist.rank, self.dist.world_size)
+        self.gan_step = speed.FastStep(step, device=self.device, precision=cfg.precision,
+                                       channels_last=channels_last, scaler=self.grad_scaler)
         log.info("training %s on %s (%d samples, shape %s) for %d steps on %s -> %s", cfg.model,
                  cfg.data, len(self.dataset), tuple(self.dataset.shape), cfg.steps, self.device, self.run_dir)
 
@@ -237,12 +271,6 @@ class Trainer:
             raise ConfigError(f"cannot write to run directory {run_dir} ({e.strerror}): choose a writable --out") from None
         return run_dir
 
-    def precision(self):
-        """Mixed precision wraps the step from outside; the step itself never branches on it."""
-        if self.config.precision == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16)
-
     # ------------------------------------------------------------------ sampling
     def generate(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """G's samples for the given noise (and classes, when conditional), in evaluation mode: uint8 images
@@ -265,6 +293,8 @@ class Trainer:
         """Everything an exact resume needs: weights, optimiser moments, every RNG, the data position, counters."""
         from ganforge.checkpoint import flatten_module, flatten_optimizer, save_checkpoint
 
+        if self.saved_step == self.step:  # already written this step (e.g. as the best so far)
+            return
         tensors = {**flatten_module("G", self.G), **flatten_module("D", self.D)}
         opt_meta = {}
         for name, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
@@ -278,20 +308,26 @@ class Trainer:
         meta = {"data_shape": list(self.dataset.shape), "latent_dim": self.latent_dim, "classes": self.classes,
                 "optimizers": opt_meta,
                 "batches": self.batches.state_dict(), "numpy_rng": [np_state[0], np_state[1].tolist(), *np_state[2:]],
-                "python_rng": _jsonable(random.getstate()), "divergence": self.guard.state_dict()}
+                "python_rng": _jsonable(random.getstate()), "divergence": self.guard.state_dict(),
+                "grad_scaler": self.grad_scaler.state_dict() if self.grad_scaler else None}
         save_checkpoint(self.run_dir / "checkpoints", self.step, tensors, meta, keep=self.config.keep_checkpoints)
+        self.saved_step = self.step
 
     def load_checkpoint(self, rollback: bool = False) -> None:
         """Restore the newest checkpoint. A rollback keeps the in-memory rollback count and applies its
         lower learning-rate scale on top of the rates the checkpoint was saved with."""
         from ganforge.checkpoint import clean_partial, load_checkpoint, load_module, load_optimizer
+        from ganforge.train.speed import match_parameter_layout
 
-        clean_partial(self.run_dir / "checkpoints")  # what a kill in the middle of a save left behind
+        if self.dist.is_main:
+            clean_partial(self.run_dir / "checkpoints")  # what a kill in the middle of a save left behind
         tensors, meta = load_checkpoint(self.run_dir / "checkpoints")
         load_module("G", self.G, tensors)
         load_module("D", self.D, tensors)
         load_optimizer("opt_g", self.opt_g, tensors, meta["optimizers"]["opt_g"])
         load_optimizer("opt_d", self.opt_d, tensors, meta["optimizers"]["opt_d"])
+        for opt in (self.opt_g, self.opt_d):
+            match_parameter_layout(opt)
         torch.set_rng_state(tensors["rng.torch"])
         if "rng.cuda" in tensors and self.device.type == "cuda":
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
@@ -299,7 +335,9 @@ class Trainer:
         np.random.set_state((kind, np.array(keys, dtype=np.uint32), *rest))
         random.setstate(_tuplify(meta["python_rng"]))
         self.batches.load_state_dict(meta["batches"])
-        self.step = meta["step"]
+        if self.grad_scaler is not None and meta.get("grad_scaler"):
+            self.grad_scaler.load_state_dict(meta["grad_scaler"])
+        self.step = self.saved_step = meta["step"]
         saved = meta.get("divergence", {"rollbacks": 0, "lr_scale": 1.0})
         if rollback:
             for opt in (self.opt_g, self.opt_d):
@@ -307,7 +345,8 @@ class Trainer:
                     group["lr"] *= self.guard.lr_scale / saved["lr_scale"]
         else:
             self.guard.load_state_dict(saved)
-            drop_metrics_after(self.run_dir / "metrics.jsonl", self.step)
+            if self.dist.is_main:
+                drop_metrics_after(self.run_dir / "metrics.jsonl", self.step)
             log.info("resumed %s at step %d", self.run_dir, self.step)
 
     # ------------------------------------------------------------------ the end

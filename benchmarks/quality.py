@@ -1,0 +1,172 @@
+"""Sample quality of ganforge's headline configurations, printed as one JSON document.
+
+  python benchmarks/quality.py                    # the full table (about 25 CPU-minutes with the defaults)
+  python benchmarks/quality.py --seeds 1 --budget 60 --n 2000 --points-steps 1000   # a smoke run
+
+1. 2-D mixtures (grid25, ring8), ganforge's default configuration, one run per seed: modes captured,
+   % high-quality samples and reverse KL on 2,500 samples (the PacGAN / VEEGAN protocol), and the
+   training seconds. PacGAN's anchors: grid25 vanilla GAN ~17 modes, PacGAN4 24.8 / 93.6% / 0.04.
+2. Fashion-MNIST after a fixed budget of training time, for ganforge's default configuration and for
+   the classic DCGAN reference loop (pytorch/examples `dcgan/main.py` style, `ganforge.bench.classic`,
+   the same DCGAN networks) side by side: classifier FD, KID and class coverage on `--n` samples.
+   The budget counts training only (not data loading or evaluation) on `--clock`: `cpu` = this
+   process's CPU time (fair on a shared machine; with --threads 1 a CPU-second is a core-second), or
+   `wall`. Needs the Fashion-MNIST IDX files and its domain classifier (`ganforge train-classifier
+   --data fashion-mnist`); the section says why when it is skipped.
+
+The classifier FDs compare these runs with each other, not with published (Inception) FIDs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from ganforge import TrainConfig, Trainer  # noqa: E402
+from ganforge.errors import GanforgeError  # noqa: E402
+from ganforge.metrics import evaluate, json_safe  # noqa: E402
+from ganforge.train.callbacks import Callback  # noqa: E402
+
+CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
+
+
+class Budget(Callback):
+    """Ends training once `seconds` of `clock` have passed since training started (benchmark use only)."""
+
+    def __init__(self, seconds: float, clock):
+        self.seconds, self.clock = seconds, clock
+
+    def on_start(self, trainer):
+        self.start, self.wall = self.clock(), time.perf_counter()
+
+    def on_step(self, trainer):
+        if self.clock() - self.start >= self.seconds:
+            trainer.config.steps = trainer.step  # the loop ends after this step (and saves a checkpoint)
+
+    def on_end(self, trainer):
+        self.wall = time.perf_counter() - self.wall
+
+
+def points_table(names, seeds, steps, n, out_dir: Path) -> dict:
+    rows = []
+    for name in names:
+        for seed in seeds:
+            cfg = TrainConfig(data=name, seed=seed, steps=steps, quiet=True, out=str(out_dir / f"{name}-{seed}"))
+            start = time.perf_counter()
+            run = Trainer(cfg).fit()
+            seconds = time.perf_counter() - start
+            r = evaluate(lambda k: run.sample(k, seed=1000 + seed), name, n=n)
+            rows.append({"data": name, "seed": seed, "steps": run.config.steps, "modes": r["modes"],
+                         "total_modes": r["total_modes"], "hq": round(r["hq"], 4),
+                         "reverse_kl": round(r["reverse_kl"], 4), "seconds": round(seconds, 1)})
+            print(f"{name} seed {seed}: {rows[-1]}", file=sys.stderr)
+    summary = {}
+    for name in names:
+        mine = [r for r in rows if r["data"] == name]
+
+        summary[name] = {"seeds": len(mine)}
+        for key in ("modes", "hq", "reverse_kl", "seconds"):
+            vals = [r[key] for r in mine if math.isfinite(r[key])]  # reverse KL is inf with no HQ sample
+            summary[name][key] = round(statistics.fmean(vals), 4) if vals else None
+            summary[name][f"{key}_std"] = round(statistics.stdev(vals), 4) if len(vals) > 1 else None
+    return {"protocol": {"n_fake": n, "high_quality": "< 3 std from the nearest mode",
+                         "config": "ganforge defaults for the dataset (mlp, nonsaturating)"},
+            "runs": rows, "summary": summary}
+
+
+def image_result(r: dict) -> dict:
+    cov = r.get("class_coverage", {})
+    return {"fd": round(r["fd"], 4), "kid": round(r["kid_mean"], 5), "kid_std": round(r["kid_std"], 5),
+            "precision": round(r["precision"], 4), "recall": round(r["recall"], 4),
+            "classes_covered": cov.get("classes_covered"), "class_kl": cov.get("kl") and round(cov["kl"], 4),
+            "mean_confidence": cov.get("mean_confidence") and round(cov["mean_confidence"], 4)}
+
+
+def classic_sampler(G, latent_dim: int, seed: int):
+    from ganforge.data.dataset import to_uint8
+
+    @torch.no_grad()
+    def sample(n):
+        z = torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(seed))
+        G.eval()
+        return to_uint8(torch.cat([G(chunk) for chunk in z.split(500)]))
+
+    return sample
+
+
+def fashion_table(budget: float, clock_name: str, n: int, seed: int, out_dir: Path) -> dict:
+    from ganforge.data import load_dataset
+    from ganforge.metrics import load_classifier
+
+    try:
+        load_classifier("fashion-mnist")
+        data = load_dataset("fashion-mnist")
+    except GanforgeError as e:
+        return {"skipped": str(e)}
+    clock = CLOCKS[clock_name]
+    result = {"budget_s": budget, "clock": clock_name, "seed": seed}
+
+    # ganforge's default configuration (DCGAN, non-saturating loss, batch 64, Adam 2e-4), stopped by the budget
+    cfg = TrainConfig(data="fashion-mnist", seed=seed, steps=10**8, quiet=True, out=str(out_dir / "fm-ganforge"))
+    budget_cb = Budget(budget, clock)
+    run = Trainer(cfg, callbacks=[budget_cb]).fit()
+    r = evaluate(lambda k: run.sample(k, seed=1000 + seed), "fashion-mnist", n=n)
+    result["ganforge"] = {"steps": run.config.steps, "images_seen": run.config.steps * run.config.batch,
+                          "train_wall_s": round(budget_cb.wall, 1), **image_result(r)}
+    result["protocol"] = r["protocol"]
+    print(f"fashion-mnist ganforge: {result['ganforge']}", file=sys.stderr)
+
+    # the classic loop, same networks, same batch and optimiser, same budget
+    from ganforge.bench.classic import ClassicLoop
+
+    loop = ClassicLoop(data.data, 64, latent_dim=cfg.latent_dim, seed=seed)
+    steps, start, wall = 0, clock(), time.perf_counter()
+    while clock() - start < budget:
+        loop.step()
+        steps += 1
+    wall = time.perf_counter() - wall
+    r = evaluate(classic_sampler(loop.G, cfg.latent_dim, 1000 + seed), "fashion-mnist", n=n)
+    result["classic"] = {"steps": steps, "images_seen": steps * 64, "train_wall_s": round(wall, 1),
+                         **image_result(r)}
+    print(f"fashion-mnist classic: {result['classic']}", file=sys.stderr)
+    return result
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seeds", type=int, default=5, help="seeds per 2-D mixture (default 5)")
+    p.add_argument("--points-steps", type=int, default=None, help="steps per 2-D run (default: the preset, 3000)")
+    p.add_argument("--budget", type=float, default=600, help="training seconds per Fashion-MNIST run (default 600)")
+    p.add_argument("--clock", choices=sorted(CLOCKS), default="cpu", help="what the budget counts (default cpu)")
+    p.add_argument("--n", type=int, default=10_000, help="generated images per Fashion-MNIST evaluation")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--skip", choices=("points", "fashion"), action="append", default=[], help="leave out a section")
+    args = p.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    out = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+                       "torch": torch.__version__, "python": platform.python_version()},
+           "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    with tempfile.TemporaryDirectory(prefix="ganforge-quality-") as tmp:
+        tmp = Path(tmp)
+        if "points" not in args.skip:
+            out["points"] = points_table(("grid25", "ring8"), range(args.seeds), args.points_steps, 2500, tmp)
+        if "fashion" not in args.skip:
+            out["fashion_mnist"] = fashion_table(args.budget, args.clock, args.n, 0, tmp)
+    print(json.dumps(json_safe(out), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
