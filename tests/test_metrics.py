@@ -212,6 +212,33 @@ def test_inception_fails_cleanly_when_unavailable(digits_env):
         evaluate(lambda n: torch.zeros(n, 1, 8, 8, dtype=torch.uint8), "digits", n=10, features="vgg")
 
 
+def test_class_accuracy_counts_agreement_per_class(digits_env):
+    from ganforge.metrics.image import class_accuracy
+
+    clf = digits_env[0]
+    ds = load_dataset("digits", split="test")
+    right = class_accuracy(ds.data, ds.labels, clf)
+    assert right["overall"] > 0.85 and min(right["per_class"].values()) > 0.6
+    wrong = class_accuracy(ds.data, (ds.labels + 1) % 10, clf)
+    assert wrong["overall"] < 0.15
+    sevens = ds.labels == 7
+    some = class_accuracy(ds.data[sevens], ds.labels[sevens], clf)
+    assert some["per_class"]["3"] is None and some["per_class"]["7"] == some["overall"]
+    with pytest.raises(ConfigError, match="one per image"):
+        class_accuracy(ds.data[:5], ds.labels[:4], clf)
+
+
+def test_evaluate_adds_class_accuracy_for_a_conditional_sampler(digits_env):
+    ds = load_dataset("digits", split="test")
+    pools = [ds.data[ds.labels == c] for c in range(10)]
+    # a perfect "conditional generator": real test digits, sample i asked for class i % 10
+    sample = lambda n: torch.stack([pools[i % 10][(i // 10) % len(pools[i % 10])] for i in range(n)])
+    result = evaluate(sample, "digits", n=200, labels_fn=lambda n: torch.arange(n) % 10, **FAST)
+    assert result["class_accuracy"]["overall"] > 0.85 and len(result["class_accuracy"]["per_class"]) == 10
+    assert "class_accuracy" not in evaluate(sample, "digits", n=200, **FAST)
+    json.dumps(result)
+
+
 def test_missing_classifier_names_the_fix(tmp_path, monkeypatch):
     from ganforge.errors import CheckpointError
 
@@ -235,7 +262,7 @@ def test_eval_command_writes_eval_json(digits_env, tmp_path, monkeypatch, capsys
         resolution: int | None = None
 
     class FakeRun:
-        dir, config = tmp_path, Cfg()
+        dir, config, conditional = tmp_path, Cfg(), False
 
         def sample(self, n, seed=0):
             return mixture_modes("grid25")[:20].repeat(n // 20 + 1, 1)[:n]

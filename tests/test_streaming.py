@@ -117,3 +117,19 @@ def test_streaming_mistakes_are_named(sources, tmp_path):
     (tmp_path / "bad.zip").write_bytes(b"not a zip")
     with pytest.raises(DataError, match="not a valid zip"):
         open_source(str(tmp_path / "bad.zip"))
+
+
+def test_streamed_labels_come_only_for_conditional_runs(sources, tmp_path):
+    stream = open_source(str(sources / "folder"), 8)
+    memory = load_dataset(str(sources / "folder"), resolution=8)
+    streamed = StreamingBatches(stream, 8, seed=1, workers=0, with_labels=True)
+    expected = InMemoryBatches(memory.data, 8, seed=1, labels=memory.labels)
+    for _ in range(4):
+        streamed.next(), expected.next()
+        assert streamed.labels is not None and torch.equal(streamed.labels, expected.labels)
+    plain = StreamingBatches(stream, 8, seed=1, workers=0)
+    plain.next()
+    assert plain.labels is None
+    run = Trainer(tiny_config(tmp_path, data=str(sources / "folder"), stream=True, workers=0, conditional=True,
+                              batch=8, steps=2)).fit()
+    assert run.classes == stream.classes and run.sample(2, labels=1).shape == (2, 3, 8, 8)

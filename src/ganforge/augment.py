@@ -93,5 +93,5 @@ class Augmented(nn.Module):
         super().__init__()
         self.inner, self.augment = D, augment
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.inner(self.augment(x))
+    def forward(self, x: torch.Tensor, *y: torch.Tensor) -> torch.Tensor:
+        return self.inner(self.augment(x), *y)  # a conditional D also gets the classes

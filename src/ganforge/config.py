@@ -52,11 +52,13 @@ class TrainConfig:
                              "folders / tar / zip larger than a quarter of RAM)")
     workers: int | None = _f(None, "DataLoader worker processes decoding streamed images (default: cores, at most 8)")
     # the networks and the game
-    model: str | None = _f(None, "mlp or dcgan (default: mlp for 2-D points, dcgan for images)")
+    model: str | None = _f(None, "mlp, dcgan or resnet (default: mlp for 2-D points, dcgan for images)")
     latent_dim: int = _f(64, "size of the noise vector z")
-    width: int | None = _f(None, "network width: dcgan base channels (64), mlp hidden units (256 / 512)")
+    width: int | None = _f(None, "network width: dcgan / resnet base channels (64), mlp hidden units (256 / 512)")
     d_norm: str | None = _f(None, "D normalisation: batch, layer, spectral (spectral norm on every layer, "
                                   "dcgan and mlp) or none (default batch for dcgan; wgan-gp: layer)")
+    conditional: bool = _f(False, "class-conditional GAN: G and D get each sample's class (needs labels: digits, "
+                                  "mnist, fashion-mnist or a folder with one sub-folder per class)")
     loss: str = _f("nonsaturating", "minimax, nonsaturating, wgan, wgan-gp, hinge, lsgan or ragan")
     d_steps: int | None = _f(None, "D updates per G update (1; 5 for Wasserstein losses)")
     g_steps: int = _f(1, "G updates after each round of D updates")
@@ -180,6 +182,8 @@ class TrainConfig:
                 continue
             if v is not None and v not in valid:
                 raise ConfigError(f"unknown {name.replace('_', ' ')} '{v}': use one of {', '.join(valid)}")
+        if not isinstance(self.conditional, bool):
+            raise ConfigError(f"conditional must be true or false, got {self.conditional!r}")
         if self.steps is not None and self.epochs is not None:
             raise ConfigError("--steps and --epochs both given: pass only one")
         if self.betas is not None:

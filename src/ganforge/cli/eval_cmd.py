@@ -10,7 +10,8 @@ def add_parser(sub, name):
     p = sub.add_parser(name, help="measure a trained run: modes for 2-D data, FD/KID/coverage for images",
                        description="Evaluate a run's generator against its dataset. 2-D mixtures: modes captured, "
                                    "share of high-quality samples, reverse KL (PacGAN protocol). Images: Fréchet "
-                                   "distance, KID, precision/recall, density/coverage and class coverage, in the "
+                                   "distance, KID, precision/recall, density/coverage and class coverage (and, for a "
+                                   "conditional run, class accuracy), in the "
                                    "feature space of the dataset's domain classifier (`ganforge train-classifier`) "
                                    "or of InceptionV3. Writes RUN/eval.json.")
     p.add_argument("run", metavar="RUN", help="run directory written by `ganforge train`")
@@ -37,8 +38,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--n must be at least 2, got {args.n}")
     run_ = load_run(args.run, device=args.device, checkpoint=args.checkpoint)
     cfg = run_.config
+    # a conditional run is sampled for its classes in turn (a balanced set), and scored on them too
+    labels_fn = run_.labels_for if run_.conditional else None
     result = evaluate(lambda n: run_.sample(n, seed=args.seed), cfg.data, data_dir=cfg.data_dir, n=args.n,
-                      features=args.features, resolution=getattr(cfg, "resolution", None), split=args.split)
+                      features=args.features, resolution=getattr(cfg, "resolution", None), split=args.split,
+                      labels_fn=labels_fn)
     result = json_safe({"run": str(run_.dir), "checkpoint": args.checkpoint or "latest", "sample_seed": args.seed,
                         **result})
     text = json.dumps(result, indent=1)

@@ -16,6 +16,9 @@ def add_parser(sub, name):
                         "(one PNG per image)")
     p.add_argument("--seed", type=int, default=0, help="noise seed: the same seed gives the same samples")
     p.add_argument("--interpolate", action="store_true", help="a latent-walk grid: each row walks between two noise vectors")
+    p.add_argument("--class", dest="class_", metavar="CLASS", default=None,
+                   help="conditional runs: samples of this class only (index or name); by default the grid has "
+                        "one row per class")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(handler=run)
 
@@ -31,11 +34,16 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--n must be greater than 0, got {args.n}")
     run_ = load_run(args.run, device=args.device)
     out = Path(args.out)
+    if args.class_ is not None:
+        run_.class_index(args.class_)  # a clear error for an unconditional run or an unknown class
     if args.interpolate:
         rows = max(1, min(args.n // 10, 16)) if args.n >= 10 else 1
-        samples, nrow = run_.interpolate(rows=rows, steps=10, seed=args.seed), 10
+        samples, nrow = run_.interpolate(rows=rows, steps=10, seed=args.seed, labels=args.class_), 10
+    elif run_.conditional and args.class_ is None and out.suffix == ".png":  # one row per class
+        labels, nrow = run_.class_rows(args.n)
+        samples = run_.sample(len(labels), seed=args.seed, labels=labels)
     else:
-        samples, nrow = run_.sample(args.n, seed=args.seed), None
+        samples, nrow = run_.sample(args.n, seed=args.seed, labels=args.class_), None
     try:
         if out.suffix == ".npy":
             out.parent.mkdir(parents=True, exist_ok=True)

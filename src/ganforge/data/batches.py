@@ -1,6 +1,7 @@
 """Batches drawn from a dataset held in memory (on the training device when it fits): one random
 permutation per epoch, slices of it as batches, no per-sample Python work. Images stay uint8 (a
-quarter of float32's memory) and are converted to float on the device, one batch at a time.
+quarter of float32's memory) and are converted to float on the device, one batch at a time. Built with
+labels (for a class-conditional GAN), `labels` holds the classes of the batch `next()` returned last.
 
 The order is a pure function of (seed, epoch), so the position (epoch, index) is all a checkpoint
 needs to resume the exact same sequence of batches. Under torchrun every rank builds the same order
@@ -29,14 +30,17 @@ def shard(global_batch: torch.Tensor, rank: int, world_size: int) -> torch.Tenso
 
 
 def make_batches(dataset, batch_size: int, seed: int, device, rank: int = 0, world_size: int = 1,
-                 workers: int | None = None):
-    """Batches from memory for a `Dataset`, streamed from disk for an `ImageStream`; same interface, same order."""
+                 workers: int | None = None, labels: bool = False):
+    """Batches from memory for a `Dataset`, streamed from disk for an `ImageStream`; same interface, same order.
+    labels: also deliver each batch's classes (`.labels` after `next()`), for a conditional GAN."""
     from ganforge.data.streaming import ImageStream, StreamingBatches, default_workers
 
     if isinstance(dataset, ImageStream):
         workers = default_workers() if workers is None else workers
-        return StreamingBatches(dataset, batch_size, seed, device, rank=rank, world_size=world_size, workers=workers)
-    return InMemoryBatches(dataset.data, batch_size, seed, device, rank=rank, world_size=world_size)
+        return StreamingBatches(dataset, batch_size, seed, device, rank=rank, world_size=world_size, workers=workers,
+                                with_labels=labels)
+    return InMemoryBatches(dataset.data, batch_size, seed, device, rank=rank, world_size=world_size,
+                           labels=dataset.labels if labels else None)
 
 
 class InMemoryBatches:
@@ -46,7 +50,8 @@ class InMemoryBatches:
             batch_size = data.shape[0] - data.shape[0] % world_size
         self.device = torch.device(device)
         self.data = data.to(self.device) if fits_on(self.device, data) else _pinned(data)
-        self.labels = labels.to(device) if labels is not None else None
+        self.all_labels = labels.to(self.data.device) if labels is not None else None
+        self.labels = None  # the classes of the last batch; None without labels
         self.batch_size, self.seed = batch_size, seed  # batch_size: the global batch
         self.rank, self.world_size = rank, world_size
         self.per_epoch = data.shape[0] // batch_size  # the last incomplete batch is dropped
@@ -65,8 +70,11 @@ class InMemoryBatches:
         return shard(self._order[start:start + self.batch_size], self.rank, self.world_size)
 
     def next(self) -> torch.Tensor:
-        """The next batch as float on the device ([-1, 1] for images)."""
-        return to_float(self.data[self.next_indices()].to(self.device, non_blocking=True))
+        """The next batch as float on the device ([-1, 1] for images); its classes go to `self.labels`."""
+        indices = self.next_indices()
+        if self.all_labels is not None:
+            self.labels = self.all_labels[indices].to(self.device, non_blocking=True)
+        return to_float(self.data[indices].to(self.device, non_blocking=True))
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "index": self.index, "seed": self.seed, "batch_size": self.batch_size}

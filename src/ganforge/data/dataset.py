@@ -62,3 +62,20 @@ def to_float(batch: torch.Tensor) -> torch.Tensor:
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """Float images in [-1, 1] to uint8 in [0, 255]."""
     return images.detach().float().add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def require_labels(data) -> None:
+    """A class-conditional GAN needs a class per sample (a `Dataset` or a streamed `ImageStream`): say how to
+    get them when there are none."""
+    from ganforge.errors import DataError
+
+    if data.labels is not None and data.num_classes >= 2:
+        return
+    if not data.is_image:
+        raise DataError(f"{data.name} is unlabelled 2-D points, so --conditional cannot train on it: drop "
+                        f"--conditional, or use a labelled dataset (digits, mnist, fashion-mnist)")
+    if data.info.get("kind") == "folder" or getattr(data, "kind", None) in ("folder", "zip", "tar"):
+        where = data.info.get("source", data.name)
+        raise DataError(f"the images in {where} have no classes, so --conditional cannot train on them: put them "
+                        f"in one sub-folder per class (at least two), or drop --conditional")
+    raise DataError(f"{data.name} has no class labels, so --conditional cannot train on it: drop --conditional")

@@ -68,4 +68,4 @@ def load_image_folder(root: Path, resolution: int) -> Dataset:
         else:
             classes = None
     return Dataset(root.name or str(root), data.contiguous(), labels, classes,
-                   info={"source": str(root), "skipped": skipped})
+                   info={"source": str(root), "skipped": skipped, "kind": "folder"})

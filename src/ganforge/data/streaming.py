@@ -318,8 +318,9 @@ class StreamingBatches:
     """The `InMemoryBatches` interface over an `ImageStream`, decoded by `workers` DataLoader processes."""
 
     def __init__(self, source: ImageStream, batch_size: int, seed: int, device: torch.device | str = "cpu",
-                 rank: int = 0, world_size: int = 1, workers: int = 2):
+                 rank: int = 0, world_size: int = 1, workers: int = 2, with_labels: bool = False):
         self.device = torch.device(device)
+        self.with_labels = with_labels
         batch_size = min(batch_size, len(source) - len(source) % world_size)
         self.batch_size, self.seed = batch_size, seed
         self.sampler = _GlobalBatchSampler(len(source), batch_size, seed, rank, world_size)
@@ -329,7 +330,7 @@ class StreamingBatches:
             persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
             generator=torch.Generator().manual_seed(seed))  # its own RNG: the training noise stays untouched
         self.epoch, self.index = 0, 0
-        self.last_labels = None  # labels of the last batch (on the device); None when the source has none
+        self.labels = None  # labels of the last batch (on the device); None without with_labels or labels
         self._iterator = None
 
     def next(self) -> torch.Tensor:
@@ -341,7 +342,7 @@ class StreamingBatches:
         self.index += 1
         if self.index == self.per_epoch:
             self.epoch, self.index = self.epoch + 1, 0
-        self.last_labels = labels.to(self.device, non_blocking=True) if labels[0] >= 0 else None
+        self.labels = labels.to(self.device, non_blocking=True) if self.with_labels and labels[0] >= 0 else None
         return to_float(images.to(self.device, non_blocking=True))
 
     def state_dict(self) -> dict:

@@ -4,7 +4,8 @@
   (PacGAN / VEEGAN protocol, 2,500 samples).
 - images: `image_metrics` — Fréchet distance, KID, precision/recall, density/coverage in the feature space
   of a domain classifier trained by ganforge (`train_classifier`) or of InceptionV3 (optional extra);
-  `class_coverage` — which classes the generator makes.
+  `class_coverage` — which classes the generator makes; `class_accuracy` — for a conditional generator,
+  how often a sample asked for class c is classified as c.
 
 `evaluate(sample_fn, dataset)` picks the right ones for the data. Importing this package is cheap: the
 heavy modules load on first use.
@@ -24,7 +25,7 @@ IMAGE_SAMPLES = 10_000
 _LAZY = {
     "mode_stats": "modes",
     "train_classifier": "classifier", "load_classifier": "classifier", "DomainClassifier": "classifier",
-    "image_metrics": "image", "class_coverage": "image", "feature_metrics": "image",
+    "image_metrics": "image", "class_coverage": "image", "class_accuracy": "image", "feature_metrics": "image",
     "reference_features": "image", "extract_features": "image",
     "load_inception": "inception",
     "cache_dir": "cache",
@@ -68,7 +69,8 @@ def load_extractor(features: str, dataset_name: str):
 
 def evaluate(sample_fn: Callable[[int], "torch.Tensor"], dataset_name: str, data_dir: str | None = None,
              n: int | None = None, features: str = "classifier", resolution: int | None = None, *,
-             split: str = "train", seed: int = 0, classifier=None, kid_subsets: int = 100) -> dict:
+             split: str = "train", seed: int = 0, classifier=None, kid_subsets: int = 100,
+             labels_fn: Callable[[int], "torch.Tensor"] | None = None) -> dict:
     """Metrics of a generator against a dataset.
 
     sample_fn(n) returns n samples: uint8 images (n, C, H, W) or float points (n, 2).
@@ -79,6 +81,8 @@ def evaluate(sample_fn: Callable[[int], "torch.Tensor"], dataset_name: str, data
     Images are compared with `split` of the data ('train' by default: what the generator learned from).
     seed: of the real-image subset and of KID's subsets (not of the generator: sample_fn owns that).
     kid_subsets: KID's number of random subsets (100 as in torch-fidelity; fewer is faster and noisier).
+    labels_fn: for a class-conditional generator, labels_fn(n) gives the classes sample_fn(n)'s samples were
+    asked for; adds `class_accuracy` (needs the dataset's classifier).
     """
     import torch
 
@@ -109,7 +113,7 @@ def evaluate(sample_fn: Callable[[int], "torch.Tensor"], dataset_name: str, data
                          "resize": "none", "features": "none"},
         }
 
-    from ganforge.metrics.image import class_coverage, image_metrics, reference_features
+    from ganforge.metrics.image import class_accuracy, class_coverage, image_metrics, reference_features
 
     n = n or IMAGE_SAMPLES
     fake = sample_fn(n)
@@ -139,10 +143,14 @@ def evaluate(sample_fn: Callable[[int], "torch.Tensor"], dataset_name: str, data
                 clf = load_classifier(dataset_name)
             except GanforgeError as e:
                 result["class_coverage"] = {"skipped": str(e)}
+                if labels_fn is not None:
+                    result["class_accuracy"] = {"skipped": str(e)}
     else:
         clf = classifier
     if clf is not None:
         result["class_coverage"] = class_coverage(fake, clf)
+        if labels_fn is not None:
+            result["class_accuracy"] = class_accuracy(fake, labels_fn(n), clf)
     return result
 
 

@@ -8,6 +8,8 @@
   in feature space, k = 5, as in the authors' `prdc` package.
 - `class_coverage`: the domain classifier's predicted-class histogram of the fakes against the data's
   class distribution.
+- `class_accuracy` (class-conditional generators): the share of samples asked for class c that the
+  domain classifier puts in class c, per class and overall.
 
 Every result carries a `protocol` dict: how many fake and real images, which split, how images were
 resized, which feature extractor (name includes a hash of its weights).
@@ -213,6 +215,34 @@ def class_coverage(fake_uint8: torch.Tensor, classifier, class_distribution=None
                      "min_share": min_share,
                      "class_distribution": "classifier training labels" if class_distribution is None else "given",
                      "classifier_test_accuracy": classifier.meta.get("test_accuracy")},
+    }
+
+
+def class_accuracy(fake_uint8: torch.Tensor, asked: torch.Tensor, classifier, *, batch: int = 1000) -> dict:
+    """How often the domain classifier agrees with the class each sample was asked for.
+
+    asked: int64 (N,) class indices in the classifier's class order (a conditional run trained on the
+    same dataset uses the same order). Returns `overall` (share of all samples), `per_class` (share
+    among the samples asked for each class, None for classes never asked) and the classifier's own test
+    accuracy on real images for scale: a generator cannot be expected to beat it by much.
+    """
+    _check_uint8(fake_uint8, "generated images")
+    asked = torch.as_tensor(asked, dtype=torch.long).cpu()
+    if asked.shape != (len(fake_uint8),):
+        raise ConfigError(f"{len(asked)} asked-for classes for {len(fake_uint8)} images: give one per image")
+    if len(asked) and (asked.min() < 0 or asked.max() >= classifier.num_classes):
+        raise ConfigError(f"asked-for classes must lie in 0..{classifier.num_classes - 1} (the classifier's "
+                          f"classes): evaluate with the classifier of the dataset the run was trained on")
+    hit = (classifier.predict_proba(fake_uint8, batch).argmax(1) == asked).double()
+    per_class = {}
+    for c, name in enumerate(classifier.classes):
+        mask = asked == c
+        per_class[name] = float(hit[mask].mean()) if mask.any() else None
+    return {
+        "overall": float(hit.mean()),
+        "per_class": per_class,
+        "protocol": {"n_fake": len(fake_uint8), "classifier": classifier.name or "unsaved",
+                     "resize": classifier.resize, "classifier_test_accuracy": classifier.meta.get("test_accuracy")},
     }
 
 

@@ -3,6 +3,9 @@
 Every G maps noise (B, latent_dim) to a sample in the data's float range ([-1, 1] images, raw 2-D
 points); every D maps a sample to one logit per item, shape (B,). D never applies a sigmoid: the
 losses work on logits, which keeps them numerically stable.
+
+Built with num_classes > 0 they are class-conditional: G(z, y) and D(x, y) with y (B,) int64 class
+indices (a class embedding or conditional BatchNorm in G, a projection head in D: models/conditional.py).
 """
 
 from __future__ import annotations
@@ -11,23 +14,30 @@ from torch import nn
 
 from ganforge.errors import ConfigError
 
-MODELS = ("mlp", "dcgan")
+MODELS = ("mlp", "dcgan", "resnet")
 
 
 def build(name: str, data_shape: tuple[int, ...], *, latent_dim: int, width: int | None = None,
-          d_norm: str = "batch") -> tuple[nn.Module, nn.Module]:
-    """Return (G, D) of model family `name` for samples of shape `data_shape` ((C, H, W) or (2,))."""
+          d_norm: str = "batch", num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
+    """Return (G, D) of model family `name` for samples of shape `data_shape` ((C, H, W) or (2,));
+    class-conditional ones for `num_classes` > 0."""
     if name == "mlp":
         from ganforge.models.mlp import MLPDiscriminator, MLPGenerator
         hidden = width or (256 if len(data_shape) == 1 else 512)
-        return (MLPGenerator(latent_dim, data_shape, hidden),
-                MLPDiscriminator(data_shape, hidden, norm=d_norm))
+        return (MLPGenerator(latent_dim, data_shape, hidden, num_classes=num_classes),
+                MLPDiscriminator(data_shape, hidden, norm=d_norm, num_classes=num_classes))
     if name == "dcgan":
         from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator, check_image_shape
         check_image_shape(data_shape)
         base = width or 64
-        return (DCGANGenerator(latent_dim, data_shape, base),
-                DCGANDiscriminator(data_shape, base, norm=d_norm))
+        return (DCGANGenerator(latent_dim, data_shape, base, num_classes=num_classes),
+                DCGANDiscriminator(data_shape, base, norm=d_norm, num_classes=num_classes))
+    if name == "resnet":  # SNGAN-style; D has spectral norm and no normalisation layers, so d_norm does not apply
+        from ganforge.models.resnet import ResNetDiscriminator, ResNetGenerator, check_image_shape
+        check_image_shape(data_shape)
+        base = width or 64
+        return (ResNetGenerator(latent_dim, data_shape, base, num_classes=num_classes),
+                ResNetDiscriminator(data_shape, base, num_classes=num_classes))
     raise ConfigError(f"unknown model '{name}': use one of {', '.join(MODELS)}")
 
 

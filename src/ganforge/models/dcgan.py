@@ -3,6 +3,10 @@ weights drawn from N(0, 0.02).
 
 Any square resolution r = b * 2^n with b in 4..7 and 8 <= r <= 128 works (28 = 7 * 4, 64 = 4 * 16):
 G starts from a b x b map and doubles n times; D mirrors it.
+
+Class-conditional (num_classes > 0): G gets a class embedding concatenated to z (the classic
+conditional DCGAN input), D a projection head on its last feature map, sum-pooled. (Conditional
+BatchNorm in G, as in `resnet`, let D win early and learnt the classes far more slowly here.)
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import torch
 from torch import nn
 
 from ganforge.errors import ConfigError
+from ganforge.models.conditional import ClassEmbedding, ProjectionHead
 
 SUPPORTED = sorted({b * 2 ** n for b in range(4, 8) for n in range(1, 6) if 8 <= b * 2 ** n <= 128})
 
@@ -39,19 +44,21 @@ def dcgan_init(module: nn.Module) -> None:
         nn.init.normal_(module.weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
+    elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)) and module.weight is not None:
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
 
 
 class DCGANGenerator(nn.Module):
-    def __init__(self, latent_dim: int, out_shape: tuple[int, int, int], width: int = 64):
+    def __init__(self, latent_dim: int, out_shape: tuple[int, int, int], width: int = 64, num_classes: int = 0):
         super().__init__()
         channels, resolution, _ = out_shape
         base, doublings = plan(resolution)
-        self.latent_dim = latent_dim
+        self.latent_dim, self.num_classes = latent_dim, num_classes
+        self.embed = ClassEmbedding(num_classes, latent_dim) if num_classes else None
         widths = [width * 2 ** i for i in reversed(range(doublings))]  # e.g. 512, 256, 128, 64 for 64x64
-        layers = [nn.ConvTranspose2d(latent_dim, widths[0], base, 1, 0, bias=False),
+        z_size = latent_dim * (2 if num_classes else 1)
+        layers = [nn.ConvTranspose2d(z_size, widths[0], base, 1, 0, bias=False),
                   nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)]
         for c_in, c_out in zip(widths, widths[1:]):
             layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
@@ -59,7 +66,9 @@ class DCGANGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
         self.apply(dcgan_init)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.embed is not None:
+            z = self.embed(z, y)
         return self.net(z.view(z.shape[0], -1, 1, 1))
 
 
@@ -77,7 +86,7 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
 
 
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, in_shape: tuple[int, int, int], width: int = 64, norm: str = "batch"):
+    def __init__(self, in_shape: tuple[int, int, int], width: int = 64, norm: str = "batch", num_classes: int = 0):
         super().__init__()
         channels, resolution, _ = in_shape
         base, doublings = plan(resolution)
@@ -86,13 +95,19 @@ class DCGANDiscriminator(nn.Module):
         for c_in, c_out in zip(widths, widths[1:]):
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), norm_layer(norm, c_out), nn.LeakyReLU(0.2, inplace=True)]
         layers.append(nn.Conv2d(widths[-1], 1, base, 1, 0, bias=False))
-        self.net = nn.Sequential(*layers)
+        self.net = nn.Sequential(*layers)  # features, then the head net[-1]: one logit from the b x b map
         self.apply(dcgan_init)
+        wrap = lambda m: m  # noqa: E731
         if norm == "spectral":
             from ganforge.models.norms import spectral
             for layer in self.net:
                 if isinstance(layer, nn.Conv2d):
                     spectral(layer)
+            wrap = spectral
+        self.projection = ProjectionHead(widths[-1], num_classes, wrap=wrap) if num_classes else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).view(-1)
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.projection is None:
+            return self.net(x).view(-1)
+        h = self.net[:-1](x)
+        return self.net[-1](h).view(-1) + self.projection(h.sum(dim=(2, 3)), y)

@@ -1,4 +1,7 @@
-"""Fully connected G and D: the right size for 2-D mixtures and for tiny images such as 8x8 digits."""
+"""Fully connected G and D: the right size for 2-D mixtures and for tiny images such as 8x8 digits.
+
+Class-conditional (num_classes > 0): G gets a class embedding concatenated to z, D a projection head.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +10,18 @@ import math
 import torch
 from torch import nn
 
+from ganforge.models.conditional import ClassEmbedding, ProjectionHead
+
 
 class MLPGenerator(nn.Module):
-    def __init__(self, latent_dim: int, out_shape: tuple[int, ...], hidden: int = 256, layers: int = 3):
+    def __init__(self, latent_dim: int, out_shape: tuple[int, ...], hidden: int = 256, layers: int = 3,
+                 num_classes: int = 0):
         super().__init__()
-        self.latent_dim = latent_dim
+        self.latent_dim, self.num_classes = latent_dim, num_classes
         self.out_shape = tuple(out_shape)
         self.is_image = len(out_shape) == 3
-        blocks, width = [], latent_dim
+        self.embed = ClassEmbedding(num_classes, latent_dim) if num_classes else None
+        blocks, width = [], latent_dim * (2 if num_classes else 1)
         for _ in range(layers):
             blocks += [nn.Linear(width, hidden), nn.ReLU(inplace=True)]
             width = hidden
@@ -23,7 +30,9 @@ class MLPGenerator(nn.Module):
             blocks.append(nn.Tanh())  # images live in [-1, 1]; points are unbounded
         self.net = nn.Sequential(*blocks)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.embed is not None:
+            z = self.embed(z, y)
         return self.net(z).view(z.shape[0], *self.out_shape)
 
 
@@ -31,7 +40,8 @@ class MLPDiscriminator(nn.Module):
     """norm: 'spectral' puts spectral normalisation on every layer; other values add nothing (an MLP
     D has no batch or layer norm)."""
 
-    def __init__(self, in_shape: tuple[int, ...], hidden: int = 256, layers: int = 3, norm: str = "none"):
+    def __init__(self, in_shape: tuple[int, ...], hidden: int = 256, layers: int = 3, norm: str = "none",
+                 num_classes: int = 0):
         super().__init__()
         from ganforge.models.norms import spectral
 
@@ -41,7 +51,11 @@ class MLPDiscriminator(nn.Module):
             blocks += [wrap(nn.Linear(width, hidden)), nn.LeakyReLU(0.2, inplace=True)]
             width = hidden
         blocks.append(wrap(nn.Linear(width, 1)))
-        self.net = nn.Sequential(*blocks)
+        self.net = nn.Sequential(*blocks)  # features, then the linear head net[-1]
+        self.projection = ProjectionHead(width, num_classes, wrap=wrap) if num_classes else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).view(-1)
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.projection is None:
+            return self.net(x).view(-1)
+        h = self.net[:-1](x)
+        return self.net[-1](h).view(-1) + self.projection(h, y)

@@ -49,7 +49,8 @@ class MetricsLog(Callback):
 
 class SampleGrids(Callback):
     """Samples from one fixed noise batch every `every` steps, so the same images can be watched as
-    they evolve: PNG grids for images, scatter plots over the true density for 2-D points."""
+    they evolve: PNG grids for images (one row per class for a conditional run), scatter plots over the
+    true density for 2-D points."""
 
     def __init__(self, every: int, count: int | None = None):
         self.every, self.count = every, count
@@ -58,6 +59,12 @@ class SampleGrids(Callback):
         self.folder = trainer.run_dir / "samples"
         self.folder.mkdir(exist_ok=True)
         n = self.count or (64 if trainer.dataset.is_image else 2500)
+        self.labels, self.nrow = None, None
+        if trainer.classes:
+            from ganforge.train.run import class_rows
+
+            self.labels, self.nrow = class_rows(len(trainer.classes), n)
+            n = len(self.labels)
         g = torch.Generator().manual_seed(trainer.config.seed + 7919)  # own generator: the training RNG is untouched
         self.noise = torch.randn(n, trainer.latent_dim, generator=g).to(trainer.device)
         if trainer.step == 0:
@@ -68,14 +75,14 @@ class SampleGrids(Callback):
             self.save(trainer)
 
     def save(self, trainer):
-        fake = trainer.generate(self.noise)
+        fake = trainer.generate(self.noise, self.labels)
         path = self.folder / f"step-{trainer.step:08d}.png"
         if trainer.dataset.is_image:
             from ganforge.images import make_grid, save_grid
 
-            save_grid(fake, path)
+            save_grid(fake, path, nrow=self.nrow)
             if getattr(trainer, "tensorboard", None) is not None:
-                trainer.tensorboard.add_image("samples", make_grid(fake), trainer.step, dataformats="HWC")
+                trainer.tensorboard.add_image("samples", make_grid(fake, self.nrow), trainer.step, dataformats="HWC")
         else:
             from ganforge.plots import plot_points
 

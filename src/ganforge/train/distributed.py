@@ -175,9 +175,9 @@ class LearningOnlyDDP(nn.Module):
         super().__init__()
         self.ddp = ddp
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *y: torch.Tensor) -> torch.Tensor:
         learning = torch.is_grad_enabled() and any(p.requires_grad for p in self.ddp.module.parameters())
-        return self.ddp(x) if learning else self.ddp.module(x)
+        return self.ddp(x, *y) if learning else self.ddp.module(x, *y)
 
 
 class ShardedNoise:

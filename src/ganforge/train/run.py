@@ -3,55 +3,117 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from ganforge.config import TrainConfig
-from ganforge.errors import CheckpointError
+from ganforge.errors import CheckpointError, ConfigError
+
+
+@torch.no_grad()
+def generate(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None, device: torch.device | str = "cpu",
+             chunk: int = 500) -> torch.Tensor:
+    """G(z) (or G(z, labels) for a conditional G) in evaluation mode, in chunks, as float on the CPU."""
+    was_training = G.training
+    G.eval()
+    out = []
+    for start in range(0, len(z), chunk):
+        y = () if labels is None else (labels[start:start + chunk].to(device),)
+        out.append(G(z[start:start + chunk].to(device), *y).float().cpu())
+    G.train(was_training)
+    return torch.cat(out)
+
+
+def class_rows(num_classes: int, n: int) -> tuple[torch.Tensor, int]:
+    """Labels for a sample grid with one row per class, ceil(n / num_classes) samples per row, and that row length."""
+    per_row = max(1, math.ceil(n / num_classes))
+    return torch.arange(num_classes).repeat_interleave(per_row), per_row
 
 
 class Run:
     """G is the generator as trained; G_ema, when the run kept one (`--ema`), the moving average of
-    its weights, which sampling uses unless asked for `ema=False`."""
+    its weights, which sampling uses unless asked for `ema=False`. `classes` names the classes of a
+    class-conditional run (None for an unconditional one)."""
 
     def __init__(self, run_dir: Path, config: TrainConfig, G: nn.Module, data_shape: tuple[int, ...],
-                 device: torch.device | str = "cpu", G_ema: nn.Module | None = None):
+                 device: torch.device | str = "cpu", G_ema: nn.Module | None = None, classes: list[str] | None = None):
         self.dir, self.config, self.G, self.G_ema = Path(run_dir), config, G, G_ema
         self.data_shape, self.device = tuple(data_shape), torch.device(device)
         self.latent_dim = getattr(G, "latent_dim", config.latent_dim)
+        self.classes = list(classes) if classes else None
 
     @property
     def is_image(self) -> bool:
         return len(self.data_shape) == 3
 
+    @property
+    def conditional(self) -> bool:
+        return self.classes is not None
+
     def noise(self, n: int, seed: int = 0) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, generator=torch.Generator().manual_seed(seed))
 
-    @torch.no_grad()
-    def generate(self, z: torch.Tensor, ema: bool = True) -> torch.Tensor:
-        """G(z) in evaluation mode: uint8 (N, C, H, W) images or float (N, 2) points, on the CPU.
-        Uses the EMA generator when the run has one, unless ema=False."""
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, ema: bool = True) -> torch.Tensor:
+        """G(z) (G(z, labels) when conditional) in evaluation mode: uint8 (N, C, H, W) images or float (N, 2)
+        points, on the CPU. Uses the EMA generator when the run has one, unless ema=False."""
         from ganforge.data.dataset import to_uint8
 
         G = self.G_ema if ema and self.G_ema is not None else self.G
-        was_training = G.training
-        G.eval()
-        out = torch.cat([G(chunk.to(self.device)).float().cpu() for chunk in z.split(500)])
-        G.train(was_training)
+        out = generate(G, z, labels, self.device)
         return to_uint8(out) if self.is_image else out
 
-    def sample(self, n: int, seed: int = 0, ema: bool = True) -> torch.Tensor:
-        """n new samples; the same seed gives the same samples."""
-        return self.generate(self.noise(n, seed), ema=ema)
+    # ------------------------------------------------------------------ classes
+    def class_index(self, name_or_index: int | str) -> int:
+        """A class given by index or by name, checked against the run's classes."""
+        if not self.conditional:
+            raise ConfigError(f"{self.dir} was trained without --conditional, so it cannot be asked for a class: "
+                              f"drop the class, or train with --conditional")
+        if isinstance(name_or_index, str) and name_or_index in self.classes:
+            return self.classes.index(name_or_index)
+        try:
+            index = int(name_or_index)
+        except (TypeError, ValueError):
+            index = -1
+        if not 0 <= index < len(self.classes):
+            shown = ", ".join(f"{i} {c}" for i, c in enumerate(self.classes[:12]))
+            raise ConfigError(f"no class {name_or_index!r} in this run: give an index 0-{len(self.classes) - 1} or a "
+                              f"name ({shown}{', ...' if len(self.classes) > 12 else ''})")
+        return index
 
-    def interpolate(self, rows: int = 8, steps: int = 10, seed: int = 0) -> torch.Tensor:
-        """A latent walk: each row goes in a straight line between two random noise vectors."""
+    def labels_for(self, n: int, labels=None) -> torch.Tensor | None:
+        """The classes n conditional samples are asked for: `labels` as one class (index or name) for all,
+        or a sequence of n; by default the classes in turn (0, 1, ..., K-1, 0, ...), a balanced set."""
+        if labels is None:
+            return torch.arange(n) % len(self.classes) if self.conditional else None
+        if isinstance(labels, (int, str)):
+            return torch.full((n,), self.class_index(labels), dtype=torch.long)
+        labels = [self.class_index(c) for c in (labels.tolist() if torch.is_tensor(labels) else labels)]
+        if len(labels) != n:
+            raise ConfigError(f"{len(labels)} labels given for {n} samples: give one per sample, or one for all")
+        return torch.tensor(labels, dtype=torch.long)
+
+    def class_rows(self, n: int) -> tuple[torch.Tensor, int]:
+        """Labels for a grid with one row per class (about n samples in all), and the row length."""
+        return class_rows(len(self.classes), n)
+
+    # ------------------------------------------------------------------ sampling
+    def sample(self, n: int, seed: int = 0, labels=None, ema: bool = True) -> torch.Tensor:
+        """n new samples; the same seed gives the same samples. For a conditional run, `labels` says which
+        classes (one class index or name for all, or one per sample; default: the classes in turn)."""
+        return self.generate(self.noise(n, seed), self.labels_for(n, labels), ema=ema)
+
+    def interpolate(self, rows: int = 8, steps: int = 10, seed: int = 0, labels=None) -> torch.Tensor:
+        """A latent walk: each row goes in a straight line between two random noise vectors (for a
+        conditional run, row r keeps class r mod K unless `labels` names one class for all)."""
         ends = self.noise(2 * rows, seed).view(rows, 2, -1)
         t = torch.linspace(0, 1, steps).view(1, steps, 1)
         z = ends[:, :1] * (1 - t) + ends[:, 1:] * t
-        return self.generate(z.reshape(rows * steps, -1))
+        row_labels = self.labels_for(rows, labels)
+        y = row_labels.repeat_interleave(steps) if row_labels is not None else None
+        return self.generate(z.reshape(rows * steps, -1), y)
 
 
 def checkpoint_file(run_dir: Path, checkpoint: str | int | None = None) -> Path:
@@ -96,11 +158,13 @@ def load_run(path: str | Path, device: str = "cpu", checkpoint: str | int | None
     shape = tuple(meta["data_shape"])
     if config.model == "custom":
         raise CheckpointError(f"{path} was trained with custom modules; load them yourself from {path}/checkpoints")
+    classes = meta.get("classes")  # absent in checkpoints written before conditional GANs: unconditional
+
     def generator(prefix):
         G, _ = build(config.model, shape, latent_dim=meta["latent_dim"], width=config.width,
-                     d_norm=config.d_norm or "batch")
+                     d_norm=config.d_norm or "batch", num_classes=len(classes) if classes else 0)
         load_module(prefix, G, tensors)
         return G.to(device)
 
     G_ema = generator("G_ema") if any(k.startswith("G_ema.") for k in tensors) else None
-    return Run(path, config, generator("G"), shape, device, G_ema=G_ema)
+    return Run(path, config, generator("G"), shape, device, G_ema=G_ema, classes=classes)

@@ -103,11 +103,11 @@ class FastStep:
         if scaler is not None:
             step.update = functools.partial(scaled_update, scaler)
 
-    def __call__(self, real_batches: list[torch.Tensor]) -> torch.Tensor:
+    def __call__(self, real_batches: list[torch.Tensor], labels: list[torch.Tensor | None] | None = None) -> torch.Tensor:
         if self.memory_format is torch.channels_last:
             real_batches = [x.contiguous(memory_format=torch.channels_last) for x in real_batches]
         with autocast(self.precision, self.device):
-            return self.step(real_batches)
+            return self.step(real_batches, labels)
 
 
 def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler | None:

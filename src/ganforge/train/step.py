@@ -9,6 +9,11 @@ G and D form one pipeline, noise -> G -> image -> D -> one number. A step is:
                      into G, but D's parameters are frozen (requires_grad off), so they get no
                      gradient and do not change. Only G's optimiser steps.
 
+A class-conditional GAN passes each real batch's labels along: D judges (image, class) pairs, and the
+fakes are asked for the classes of the real batch beside them, a random draw from the data's class
+distribution, so that D sees real and fake for the same classes. Then G(z, y) and D(x, y); otherwise
+G(z) and D(x).
+
 The loss object (`ganforge.losses`) supplies the formulas; this file decides which network learns in
 which phase. Nothing here touches files or the host: the statistics stay on the device until the
 trainer asks for them.
@@ -40,37 +45,41 @@ class GANStep:
     def noise(self, n: int, like: torch.Tensor) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, device=like.device)
 
-    def d_phase(self, real: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def d_phase(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
         """Update D on one real batch and as many fakes. G does not learn here."""
+        y = () if labels is None else (labels,)  # the class goes into G and D only when conditional
         with torch.no_grad():  # G held fixed: no graph through G, so no gradient can reach it
-            fake = self.G(self.noise(real.shape[0], real))
-        real_logits, fake_logits = self.D(real), self.D(fake)
+            fake = self.G(self.noise(real.shape[0], real), *y)
+        real_logits, fake_logits = self.D(real, *y), self.D(fake, *y)
         loss = self.loss.d_loss(real_logits, fake_logits)
-        penalty = self.loss.penalty(self.D, real, fake)
+        penalty = self.loss.penalty(lambda x: self.D(x, *y), real, fake)
         if penalty is not None:
             loss = loss + penalty
         self.update(loss, self.opt_d)
         self.loss.after_d_step(self.D)
         return loss.detach(), real_logits.detach(), fake_logits.detach()
 
-    def g_phase(self, real: torch.Tensor) -> torch.Tensor:
+    def g_phase(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Update G through a frozen D: fakes are scored with the target "real". D does not learn here."""
+        y = () if labels is None else (labels,)
         self.D.requires_grad_(False)  # gradients pass through D's activations, never into its weights
         try:
-            fake_logits = self.D(self.G(self.noise(real.shape[0], real)))
-            real_logits = self.D(real) if self.loss.uses_real_in_g else None
+            fake_logits = self.D(self.G(self.noise(real.shape[0], real), *y), *y)
+            real_logits = self.D(real, *y) if self.loss.uses_real_in_g else None
             loss = self.loss.g_loss(fake_logits, real_logits)
             self.update(loss, self.opt_g)
         finally:
             self.D.requires_grad_(True)
         return loss.detach()
 
-    def __call__(self, real_batches: list[torch.Tensor]) -> torch.Tensor:
-        """k D updates (one per real batch), then `g_steps` G updates. Returns STATS as one device tensor."""
-        for real in real_batches:
-            loss_d, real_logits, fake_logits = self.d_phase(real)
+    def __call__(self, real_batches: list[torch.Tensor], labels: list[torch.Tensor | None] | None = None) -> torch.Tensor:
+        """k D updates (one per real batch), then `g_steps` G updates. Returns STATS as one device tensor.
+        `labels` holds each real batch's classes for a conditional GAN (None otherwise)."""
+        labels = labels or [None] * len(real_batches)
+        for real, y in zip(real_batches, labels):
+            loss_d, real_logits, fake_logits = self.d_phase(real, y)
         for _ in range(self.g_steps):
-            loss_g = self.g_phase(real_batches[-1])
+            loss_g = self.g_phase(real_batches[-1], labels[-1])
         return torch.stack([
             loss_d.float(), loss_g.float(),
             self.loss.readout(real_logits).float().mean(), self.loss.readout(fake_logits).float().mean(),

@@ -96,8 +96,9 @@ class Trainer:
             running, count = torch.zeros(len(STATS), device=self.device), 0
             lap, lap_step = time.perf_counter(), self.step
             while self.step < cfg.steps:
-                real_batches = [self.batches.next() for _ in range(cfg.d_steps)]
-                stats = self.gan_step(real_batches)
+                batches = [(self.batches.next(), self.batches.labels) for _ in range(cfg.d_steps)]
+                real_batches, labels = map(list, zip(*batches))  # labels: None unless conditional
+                stats = self.gan_step(real_batches, labels)
                 if self.ema is not None:
                     self.ema.update(self.G)
                 running += stats
@@ -145,7 +146,7 @@ class Trainer:
                 self.finish()
         self.dist.close()
         return Run(self.run_dir, self.config, self.G, self.dataset.shape, self.device,
-                   G_ema=self.ema.module if self.ema is not None else None)
+                   G_ema=self.ema.module if self.ema is not None else None, classes=self.classes)
 
     def recover_from_divergence(self, problem: str) -> None:
         """Roll back to the newest checkpoint with lower learning rates, or stop with a message saying where."""
@@ -183,6 +184,7 @@ class Trainer:
     # ------------------------------------------------------------------ set-up
     def setup(self) -> None:
         from ganforge.data.batches import make_batches
+        from ganforge.data.dataset import require_labels
         from ganforge.data.streaming import open_training_data
         from ganforge.data.toy2d import MIXTURES
         from ganforge.models.dcgan import check_image_shape
@@ -202,6 +204,10 @@ class Trainer:
         self.dist.check(cfg.batch, cfg.sync_bn, self.device)
         self.run_dir = self.dist.on_main(self.prepare_run_dir)
         seed_everything(cfg.seed)
+        if cfg.conditional:
+            require_labels(self.dataset)
+        self.classes = list(self.dataset.classes) if cfg.conditional else None  # what G and D are conditioned on
+        num_classes = len(self.classes) if self.classes else 0
 
         if self.G is not None:
             self.config = cfg = cfg.replace(model="custom")
@@ -209,7 +215,7 @@ class Trainer:
             from ganforge.models import build
             with explain_out_of_memory("building the models", "use a smaller --width or --latent-dim"):
                 self.G, self.D = build(cfg.model, self.dataset.shape, latent_dim=cfg.latent_dim, width=cfg.width,
-                                       d_norm=cfg.d_norm)
+                                       d_norm=cfg.d_norm, num_classes=num_classes)
         self.latent_dim = getattr(self.G, "latent_dim", cfg.latent_dim)
         self.G.to(self.device).train()
         self.D.to(self.device).train()
@@ -225,7 +231,8 @@ class Trainer:
             from ganforge.augment import DiffAugment
             self.augment = DiffAugment(cfg.augment, seed=cfg.seed * 1009 + self.dist.rank, device=self.device)
         self.batches = make_batches(self.dataset, cfg.batch, cfg.seed, self.device, rank=self.dist.rank,
-                                    world_size=self.dist.world_size, workers=cfg.workers)
+                                    world_size=self.dist.world_size, workers=cfg.workers,
+                                    labels=cfg.conditional)
         self.guard = DivergenceGuard(cfg.on_divergence, cfg.max_rollbacks)
         if self.resume and self.checkpoints():
             self.load_checkpoint()
@@ -277,18 +284,15 @@ class Trainer:
         return run_dir
 
     # ------------------------------------------------------------------ sampling
-    @torch.no_grad()
-    def generate(self, noise: torch.Tensor) -> torch.Tensor:
-        """G's samples for the given noise, in evaluation mode (uint8 images or float points); the EMA
-        generator's when the run keeps one."""
+    def generate(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """G's samples for the given noise (and classes, when conditional), in evaluation mode: uint8 images
+        or float points, on the CPU; the EMA generator's when the run keeps one."""
         from ganforge.data.dataset import to_uint8
+        from ganforge.train.run import generate
 
         G = self.ema.module if self.ema is not None else self.G
-        was_training = G.training
-        G.eval()
-        out = torch.cat([G(z).float() for z in noise.split(512)])
-        G.train(was_training)
-        return to_uint8(out) if self.dataset.is_image else out.cpu()
+        out = generate(G, noise, labels, self.device)
+        return to_uint8(out) if self.dataset.is_image else out
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoints(self) -> list[int]:
@@ -318,7 +322,8 @@ class Trainer:
         if self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         np_state = np.random.get_state()
-        meta = {"data_shape": list(self.dataset.shape), "latent_dim": self.latent_dim, "optimizers": opt_meta,
+        meta = {"data_shape": list(self.dataset.shape), "latent_dim": self.latent_dim, "classes": self.classes,
+                "optimizers": opt_meta,
                 "batches": self.batches.state_dict(), "numpy_rng": [np_state[0], np_state[1].tolist(), *np_state[2:]],
                 "python_rng": _jsonable(random.getstate()), "divergence": self.guard.state_dict(),
                 "ema_updates": self.ema.updates if self.ema is not None else None,
@@ -392,8 +397,8 @@ class _Flatten(nn.Module):
         super().__init__()
         self.inner = D
 
-    def forward(self, x):
-        return self.inner(x).reshape(x.shape[0])
+    def forward(self, x, *y):
+        return self.inner(x, *y).reshape(x.shape[0])
 
 
 def drop_metrics_after(path: Path, step: int) -> None:
