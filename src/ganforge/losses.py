@@ -35,6 +35,12 @@ class GANLoss:
     #: Regularisers added to every D-step loss (e.g. `R1`), set by `get_loss`.
     regularizers: tuple = ()
 
+    @property
+    def differentiates_gradients(self) -> bool:
+        """True when the D step backpropagates through a gradient of D (gradient penalty, R1): a double
+        backward, which torch.compile does not support."""
+        return type(self).own_penalty is not GANLoss.own_penalty or bool(self.regularizers)
+
     def penalty(self, D, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | None:
         """Extra D-step terms that need D itself: the loss's own (gradient penalty) plus its
         regularisers (R1); None when there is none this step."""

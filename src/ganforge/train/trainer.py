@@ -247,7 +247,11 @@ class Trainer:
             from ganforge.augment import Augmented
             D = Augmented(D, self.augment)
         if cfg.compile:
-            G, D = speed.compiled(G), speed.compiled(D)
+            G = speed.compiled(G)
+            if self.loss.differentiates_gradients:
+                log.info("--compile: D stays uncompiled, since its gradient penalty needs a double backward")
+            else:
+                D = speed.compiled(D)
         step = GANStep(G, D, self.opt_g, self.opt_d, self.loss, self.latent_dim, g_steps=cfg.g_steps)
         if self.dist.enabled:  # each rank draws its rows of the global noise batch
             step.noise = ShardedNoise(self.latent_dim, self.dist.rank, self.dist.world_size)
