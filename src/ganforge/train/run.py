@@ -166,5 +166,6 @@ def load_run(path: str | Path, device: str = "cpu", checkpoint: str | int | None
         load_module(prefix, G, tensors)
         return G.to(device)
 
+    G = generator("G")  # first: a shape mismatch is named on the trained G
     G_ema = generator("G_ema") if any(k.startswith("G_ema.") for k in tensors) else None
-    return Run(path, config, generator("G"), shape, device, G_ema=G_ema, classes=classes)
+    return Run(path, config, G, shape, device, G_ema=G_ema, classes=classes)
