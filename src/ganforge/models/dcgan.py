@@ -20,13 +20,14 @@ from ganforge.models.conditional import ClassEmbedding, ProjectionHead
 SUPPORTED = sorted({b * 2 ** n for b in range(4, 8) for n in range(1, 6) if 8 <= b * 2 ** n <= 128})
 
 
-def check_image_shape(shape: tuple[int, ...]) -> None:
+def check_image_shape(shape: tuple[int, ...], model: str = "dcgan", supported: list[int] = SUPPORTED) -> None:
+    """A one-line error, before any building, for data a convolutional model cannot take."""
     if len(shape) != 3:
-        raise ConfigError("the dcgan model needs image data: use --model mlp for 2-D points")
+        raise ConfigError(f"the {model} model needs image data: use --model mlp for 2-D points")
     _, h, w = shape
-    if h != w or h not in SUPPORTED:
-        raise ConfigError(f"dcgan cannot build for {h}x{w} images: pass --resolution with one of "
-                          f"{', '.join(map(str, SUPPORTED))}")
+    if h != w or h not in supported:
+        raise ConfigError(f"{model} cannot build for {h}x{w} images: pass --resolution with one of "
+                          f"{', '.join(map(str, supported))}")
 
 
 def plan(resolution: int) -> tuple[int, int]:

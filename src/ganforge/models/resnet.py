@@ -17,21 +17,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from ganforge.errors import ConfigError
+from ganforge.models import dcgan
 from ganforge.models.conditional import ConditionalBatchNorm2d, ProjectionHead
-from ganforge.models.dcgan import SUPPORTED as DCGAN_SUPPORTED
 from ganforge.models.dcgan import plan
 
-SUPPORTED = [r for r in DCGAN_SUPPORTED if r >= 16]
+SUPPORTED = [r for r in dcgan.SUPPORTED if r >= 16]
 
 
 def check_image_shape(shape: tuple[int, ...]) -> None:
-    if len(shape) != 3:
-        raise ConfigError("the resnet model needs image data: use --model mlp for 2-D points")
-    _, h, w = shape
-    if h != w or h not in SUPPORTED:
-        raise ConfigError(f"resnet cannot build for {h}x{w} images: pass --resolution with one of "
-                          f"{', '.join(map(str, SUPPORTED))}")
+    dcgan.check_image_shape(shape, "resnet", SUPPORTED)
 
 
 def channels_per_level(width: int, levels: int) -> list[int]:
