@@ -49,3 +49,12 @@ def test_resolve_fills_loss_defaults():
 def test_epochs_become_steps():
     cfg = TrainConfig(epochs=2.0, batch=100, loss="wgan").resolve(1000, (1, 8, 8))
     assert cfg.steps == 2 * 1000 // (100 * 5) and cfg.epochs is None
+
+
+def test_digits_preset_augments_and_none_turns_it_off(tmp_path):
+    assert TrainConfig(data="digits").resolve(1797, (1, 8, 8)).augment == "translation"
+    assert TrainConfig(data="fashion-mnist").resolve(60000, (1, 28, 28)).augment is None
+    off = TrainConfig(data="digits", augment="none").resolve(1797, (1, 8, 8))
+    assert not off.augment
+    off.save(tmp_path / "c.yaml")  # replaying the saved config keeps it off
+    assert not TrainConfig.from_yaml(tmp_path / "c.yaml").resolve(1797, (1, 8, 8)).augment
