@@ -89,3 +89,22 @@ def test_bench_command_rejects_bad_fraction(capsys):
 
     assert main(["bench", "--fraction", "0"]) == 2
     assert "--fraction" in capsys.readouterr().err
+
+
+def test_bench_streams_a_folder_and_reports_loading(tmp_path):
+    """--stream: the training step reads through DataLoader workers; the report says how fast they deliver."""
+    import numpy as np
+    from PIL import Image
+
+    from ganforge import TrainConfig
+    from ganforge.bench.measure import bench
+
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        Image.fromarray(rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    config = TrainConfig(data=str(tmp_path), resolution=8, width=8, latent_dim=8, batch=8, precision="fp32", steps=1,
+                         device="cpu", stream=True, workers=1)
+    r = bench(config, steps=2, warmup=1, chunk=1, profile=False)
+    assert r["streamed"] and r["images"] == 40 and r["shape"] == [3, 8, 8] and "classic" not in r
+    assert r["loading"]["source"] == "StreamingBatches" and r["loading"]["img_per_s"] > 0
+    assert r["ganforge"]["img_per_s"] > 0

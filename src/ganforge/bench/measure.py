@@ -130,9 +130,9 @@ def ganforge_loop(config, fraction: float = 1.0):
     trainer = Trainer(config.replace(out=scratch.name, quiet=True), overwrite=True)
     trainer.setup()
     trainer.scratch = scratch  # removed with the trainer
-    data = getattr(trainer.dataset, "data", None)
-    if data is None:
-        raise ConfigError("ganforge bench needs data held in memory: drop --stream")
+    data = getattr(trainer.dataset, "data", None)  # None when streamed from disk
+    if data is None and fraction < 1.0:
+        raise ConfigError("--fraction needs data held in memory: drop --stream or --fraction")
     if fraction < 1.0:
         data = data[:max(trainer.config.batch, int(len(data) * fraction))]
         trainer.batches = InMemoryBatches(data, trainer.config.batch, trainer.config.seed, trainer.device)
@@ -142,6 +142,17 @@ def ganforge_loop(config, fraction: float = 1.0):
         return trainer.gan_step([trainer.batches.next() for _ in range(d_steps)])
 
     return trainer, step, data
+
+
+def loading_report(batches, batch: int, steps: int) -> dict:
+    """Batches alone, no training: how fast the data path (in memory, or decoding workers) delivers images."""
+    batches.next()  # the first batch of a stream waits for its workers to start
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(steps):
+        batches.next()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {"source": type(batches).__name__, "img_per_s": round(batch * steps / wall, 1),
+            "main_process_cpu_ms_per_batch": round(1000 * cpu / steps, 2)}
 
 
 def loop_report(name, spent, steps, images_per_step, flops, peak, precision, memory_mb) -> dict:
@@ -169,7 +180,7 @@ def bench(config, *, steps: int = 20, warmup: int = 3, chunk: int = 2, fraction:
     flops = count_flops(step)
     memory = peak_memory_mb(device)  # before the classic loop allocates its float copy of the data
     loops = {"ganforge": step}
-    use_classic = classic and cfg.model == "dcgan" and data.dim() == 4
+    use_classic = classic and cfg.model == "dcgan" and data is not None and data.dim() == 4
     if use_classic:
         ref = ClassicLoop(data, cfg.batch, latent_dim=cfg.latent_dim, width=cfg.width, seed=cfg.seed, device=device)
         for _ in range(warmup):
@@ -181,7 +192,8 @@ def bench(config, *, steps: int = 20, warmup: int = 3, chunk: int = 2, fraction:
     peak, peak_source = peak_flops(cfg.precision, device)
     report = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
-        "torch": torch.__version__, "data": cfg.data, "images": len(data), "shape": list(data.shape[1:]),
+        "torch": torch.__version__, "data": cfg.data, "images": len(data) if data is not None else len(trainer.dataset),
+        "shape": list(trainer.dataset.shape), "streamed": data is None,
         "model": cfg.model, "batch": cfg.batch, "timed_steps": steps, "warmup_steps": warmup,
         "peak_source": peak_source,
         "ganforge": {**loop_report("ganforge", spent["ganforge"], steps, images_per_step, flops, peak,
@@ -196,6 +208,7 @@ def bench(config, *, steps: int = 20, warmup: int = 3, chunk: int = 2, fraction:
         report["classic"]["peak_memory_note"] = "high-water mark of the whole process (both loops)"
         report["speedup"] = round(report["ganforge"]["img_per_s"] / report["classic"]["img_per_s"], 2)
         report["speedup_cpu_time"] = round(report["ganforge"]["img_per_cpu_s"] / report["classic"]["img_per_cpu_s"], 2)
+    report["loading"] = loading_report(trainer.batches, trainer.batches.batch_size, max(steps, 20))
     if profile:
         report["ganforge"]["top_ops"] = top_ops(step, device)
     trainer.scratch.cleanup()
