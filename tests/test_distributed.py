@@ -22,7 +22,8 @@ from ganforge.train.distributed import Distributed, ShardedNoise
 SRC = Path(__file__).resolve().parents[1] / "src"
 SETTINGS = dict(data="digits", model="mlp", resolution=8, width=32, latent_dim=8, batch=32, log_every=3,
                 sample_every=6, checkpoint_every=6, keep_checkpoints=5, quiet=True,
-                precision="fp32")  # bf16 rounding differs between a batch of 32 and two of 16
+                precision="fp32",  # bf16 rounding differs between a batch of 32 and two of 16
+                augment="none")  # DiffAugment draws from a per-rank generator, so ranks augment differently
 
 
 def torchrun(nproc: int, out: Path, steps: int) -> subprocess.CompletedProcess:
