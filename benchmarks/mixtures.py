@@ -38,7 +38,8 @@ def run_one(name: str, seed: int, root: str) -> dict:
     stats = mode_stats(run.sample(PAPER_SAMPLES, seed=0), ds.modes, ds.mode_std)
     cfg = run.config
     return {"data": name, "seed": seed, "modes": stats["modes"], "hq": round(stats["hq"], 4),
-            "reverse_kl": round(stats["reverse_kl"], 4) if math.isfinite(stats["reverse_kl"]) else None,  # JSON has no inf "seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
+            "reverse_kl": round(stats["reverse_kl"], 4) if math.isfinite(stats["reverse_kl"]) else None,  # JSON has no inf
+            "seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
             "steps": cfg.steps, "batch": cfg.batch}
 
 

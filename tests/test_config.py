@@ -43,7 +43,13 @@ def test_resolve_fills_loss_defaults():
     gp = TrainConfig(loss="wgan-gp", lr=3e-4).resolve(1000, (1, 8, 8))
     assert (gp.lr, gp.betas, gp.d_norm, gp.d_steps) == (3e-4, (0.0, 0.9), "layer", 5)
     ns = TrainConfig(data="grid25").resolve(1000, (2,))
-    assert (ns.model, ns.d_steps, ns.lr_d) == ("mlp", 1, 2e-4)
+    assert (ns.model, ns.d_steps, ns.lr, ns.lr_d, ns.latent_dim, ns.lr_decay) == ("mlp", 1, 1e-3, 2e-3, 2, 0.5)
+    own_lr = TrainConfig(data="grid25", lr=5e-4).resolve(1000, (2,))
+    assert own_lr.lr_d == 5e-4  # the preset's D rate belongs to the preset's G rate
+    gp2d = TrainConfig(data="grid25", loss="wgan-gp").resolve(1000, (2,))
+    assert (gp2d.lr, gp2d.lr_d, gp2d.betas, gp2d.d_steps) == (1e-4, 1e-4, (0.0, 0.9), 5)
+    images = TrainConfig().resolve(1000, (1, 8, 8))
+    assert (images.latent_dim, images.r1, images.lr_decay, images.ema) == (64, 0.0, 0.0, 0.999)
 
 
 def test_epochs_become_steps():

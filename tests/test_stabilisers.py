@@ -1,4 +1,4 @@
-"""Each stabiliser does what it claims: EMA of G, spectral norm, R1, TTUR, DiffAugment."""
+"""Each stabiliser does what it claims: EMA of G, spectral norm, R1, TTUR, learning-rate decay, DiffAugment."""
 
 import copy
 
@@ -12,6 +12,7 @@ from ganforge.augment import Augmented, DiffAugment
 from ganforge.checkpoint import load_checkpoint
 from ganforge.losses import R1, get_loss
 from ganforge.models import build
+from ganforge.train.callbacks import Callback
 from ganforge.train.ema import EMA
 from ganforge.train.step import GANStep
 
@@ -177,6 +178,50 @@ def test_ttur_is_documented_in_help():
     add_config_flags(parser)
     text = parser.format_help()
     assert "--lr-d" in text and "TTUR" in text
+
+
+# ---------------------------------------------------------------- learning-rate decay
+def test_lr_factor_is_flat_then_linear_to_near_zero():
+    from ganforge.train.schedule import lr_factor
+
+    assert [lr_factor(s, 10, 0.5) for s in range(10)] == pytest.approx([1, 1, 1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2])
+    assert [lr_factor(s, 4, 1.0) for s in range(4)] == pytest.approx([1, 0.75, 0.5, 0.25])
+    assert all(lr_factor(s, 10, 0.0) == 1.0 for s in range(10))
+
+
+def test_lr_decay_lowers_both_rates_and_off_leaves_them(tmp_path):
+    t = Trainer(tiny_config(tmp_path / "on", lr=1e-3, lr_d=2e-3, steps=8, lr_decay=0.5))
+    t.fit()  # the last update ran at 1/4 of the rates
+    assert t.opt_g.param_groups[0]["lr"] == pytest.approx(2.5e-4) and t.opt_d.param_groups[0]["lr"] == pytest.approx(5e-4)
+    off = Trainer(tiny_config(tmp_path / "off", lr=1e-3, steps=8))
+    off.fit()
+    assert off.config.lr_decay == 0.0 and off.opt_g.param_groups[0]["lr"] == 1e-3
+
+
+class _StopAfter(Callback):
+    """Interrupts training just after `step` (whose checkpoint is written), like a kill."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step(self, trainer):
+        if trainer.step > self.step:
+            raise KeyboardInterrupt
+
+
+def test_lr_decay_resume_matches_uninterrupted(tmp_path):
+    kw = dict(steps=8, checkpoint_every=4, lr_decay=0.75, ema=0)
+    full = Trainer(tiny_config(tmp_path / "full", **kw)).fit()
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(tiny_config(tmp_path / "part", **kw), callbacks=[_StopAfter(4)]).fit()
+    resumed = Trainer(tiny_config(tmp_path / "part", **kw), resume=True).fit()
+    for name, value in full.G.state_dict().items():
+        assert torch.equal(value, resumed.G.state_dict()[name]), name
+
+
+def test_bad_lr_decay_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="--lr-decay"):
+        Trainer(tiny_config(tmp_path, lr_decay=1.5)).fit()
 
 
 # ---------------------------------------------------------------- DiffAugment

@@ -96,6 +96,8 @@ class Trainer:
             running, count = torch.zeros(len(STATS), device=self.device), 0
             lap, lap_step = time.perf_counter(), self.step
             while self.step < cfg.steps:
+                if cfg.lr_decay:
+                    self.set_learning_rates()
                 batches = [(self.batches.next(), self.batches.labels) for _ in range(cfg.d_steps)]
                 real_batches, labels = map(list, zip(*batches))  # labels: None unless conditional
                 stats = self.gan_step(real_batches, labels)
@@ -147,6 +149,17 @@ class Trainer:
         self.dist.close()
         return Run(self.run_dir, self.config, self.G, self.dataset.shape, self.device,
                    G_ema=self.ema.module if self.ema is not None else None, classes=self.classes)
+
+    def set_learning_rates(self) -> None:
+        """Both optimisers' rates for the coming update under --lr-decay: the configured rates, times the
+        divergence guard's rollback scale, times the decay schedule's factor for this step."""
+        from ganforge.train.schedule import lr_factor
+
+        cfg = self.config
+        factor = self.guard.lr_scale * lr_factor(self.step, cfg.steps, cfg.lr_decay)
+        for opt, lr in ((self.opt_g, cfg.lr), (self.opt_d, cfg.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr * factor
 
     def recover_from_divergence(self, problem: str) -> None:
         """Roll back to the newest checkpoint with lower learning rates, or stop with a message saying where."""
