@@ -20,7 +20,7 @@ DEVICES = ("auto", "cpu", "cuda")
 OPTIMIZERS = ("adam", "rmsprop")
 D_NORMS = ("batch", "layer", "spectral", "none")
 
-# The 2-D mixtures' recipe, tuned with benchmarks/mixtures.py on one CPU thread. A 2-D latent keeps the
+# The 2-D mixtures' recipe, tuned with benchmarks/quality.py (--skip fashion) on one CPU thread. A 2-D latent keeps the
 # modes far better balanced than a 64-D one (grid25 reverse KL 0.035 vs 0.39 at 8,000 steps); D learns
 # twice as fast as G; a small R1 penalty (0.1; 0.03 and 0.3 were worse) lets the game settle; both rates
 # decay to 0 over the second half, and a short EMA (0.99) follows those last, sharpest weights. Quality
