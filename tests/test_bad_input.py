@@ -202,3 +202,16 @@ def test_argparse_errors_stay_short(tmp_path, capsys):
     assert code == 2 and "invalid int value: 'many'" in lines[-1]
     code, lines = ganforge(["train", "--no-such-flag"], capsys)
     assert code == 2 and "unrecognized arguments" in lines[-1]
+
+
+def test_under_torchrun_rank_zero_alone_reports_a_bad_setting(tmp_path, capsys, monkeypatch):
+    # every rank fails alike on a bad setting: one message, from rank 0, not one per process
+    monkeypatch.setenv("RANK", "1")
+    code, lines = ganforge(["train", "--batch", "0", "--out", tmp_path / "r"], capsys)
+    assert code == 2 and lines == []
+    # a data error may be one rank's own: that rank names itself
+    (tmp_path / "empty").mkdir()
+    code, lines = ganforge(["train", "--data", tmp_path / "empty", "--out", tmp_path / "r", *TINY], capsys)
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("[rank 1] ganforge train: error: no images"), lines
+    monkeypatch.setenv("RANK", "0")
+    one_line_error(["train", "--batch", "0", "--out", tmp_path / "r"], capsys, "--batch must be greater than 0")

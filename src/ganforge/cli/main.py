@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 # command name -> module under ganforge.cli (imported only when that command runs, to keep start-up fast)
@@ -32,8 +33,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def say(message: str, same_on_every_rank: bool) -> None:
+    """Under torchrun every rank fails alike on a bad setting or an agreed stop: rank 0 alone says so.
+    Other errors (a file one rank cannot read) may be a rank's own, so those ranks name themselves."""
+    rank = os.environ.get("RANK", "0")
+    if rank == "0":
+        print(message, file=sys.stderr)
+    elif not same_on_every_rank:
+        print(f"[rank {rank}] {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
-    from ganforge.errors import GanforgeError, TrainingStopped
+    from ganforge.errors import ConfigError, GanforgeError, TrainingStopped
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     parser = build_parser()
@@ -41,10 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except TrainingStopped as e:  # a signal, divergence or a failed write: the message says how to continue
-        print(f"ganforge {args.command}: {e}", file=sys.stderr)
+        say(f"ganforge {args.command}: {e}", same_on_every_rank=True)
         return e.exit_code
     except GanforgeError as e:
-        print(f"ganforge {args.command}: error: {e}", file=sys.stderr)
+        say(f"ganforge {args.command}: error: {e}", same_on_every_rank=isinstance(e, ConfigError))
         return 2
     except KeyboardInterrupt:
         print(f"ganforge {args.command}: interrupted", file=sys.stderr)
