@@ -1,6 +1,7 @@
 """Streaming from disk (folders, tar shards, zip) gives the batches the in-memory path gives."""
 
 import io
+import os
 import tarfile
 import zipfile
 
@@ -133,3 +134,27 @@ def test_streamed_labels_come_only_for_conditional_runs(sources, tmp_path):
     run = Trainer(tiny_config(tmp_path, data=str(sources / "folder"), stream=True, workers=0, conditional=True,
                               batch=8, steps=2)).fit()
     assert run.classes == stream.classes and run.sample(2, labels=1).shape == (2, 3, 8, 8)
+
+
+def test_tar_index_is_cached_and_redone_when_a_shard_changes(sources, tmp_path, monkeypatch):
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
+    spec = str(sources / "train-{000..001}.tar")
+    first = open_source(spec, 8)
+    assert len(list((tmp_path / "cache" / "tar-index").glob("*.npz"))) == 2  # one per shard
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("a cached shard was read again")
+
+    monkeypatch.setattr("ganforge.data.streaming.tarfile.open", no_reading)
+    again = open_source(spec, 8)
+    assert len(again) == len(first) and again.classes == first.classes
+    for key in ("key", "shard", "offset", "size"):
+        assert np.array_equal(again.locations[key], first.locations[key]), key
+    assert np.array_equal(again.labels, first.labels)
+    assert torch.equal(again[3][0], first[3][0])
+
+    # a shard that changed on disk (here: a new modification time) is indexed again
+    shard = sources / "train-001.tar"
+    os.utime(shard, ns=(shard.stat().st_atime_ns, shard.stat().st_mtime_ns + 10**9))
+    with pytest.raises(AssertionError, match="read again"):
+        open_source(spec, 8)

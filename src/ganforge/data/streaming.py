@@ -22,6 +22,7 @@ size would exceed a quarter of the machine's memory (shared by the processes of 
 from __future__ import annotations
 
 import glob
+import hashlib
 import io
 import logging
 import os
@@ -208,23 +209,15 @@ def _list_folder(root: Path) -> np.ndarray:
 def _index_tars(spec: str, shards: list[Path], resolution: int) -> ImageStream:
     keys, shard_ids, offsets, sizes, cls_by_key = [], [], [], [], {}
     for shard_id, path in enumerate(shards):
-        try:
-            with tarfile.open(path, "r:") as tf:
-                while (member := tf.next()) is not None:
-                    tf.members = []  # do not keep every TarInfo: the index is the numpy arrays below
-                    if not member.isfile():
-                        continue
-                    stem, _, ext = member.name.rpartition("/")[2].partition(".")
-                    key = f"{shard_id}:{member.name.rpartition('/')[0]}/{stem}"
-                    if ext.lower() == "cls":
-                        cls_by_key[key] = int(tf.extractfile(member).read().decode().strip())
-                    elif "." + ext.lower().rpartition(".")[2] in EXTENSIONS:
-                        keys.append((key, member.name))
-                        shard_ids.append(shard_id)
-                        offsets.append(member.offset_data)
-                        sizes.append(member.size)
-        except (tarfile.TarError, ValueError, UnicodeDecodeError) as e:
-            raise DataError(f"cannot read tar shard {path} ({e}): check the file or re-create it") from None
+        index = _shard_index(path)
+        for name, offset, size in zip(index["names"], index["offsets"].tolist(), index["sizes"].tolist()):
+            name = name.decode("utf-8", "surrogateescape")
+            keys.append((f"{shard_id}:{_sample_key(name)}", name))
+            shard_ids.append(shard_id)
+            offsets.append(offset)
+            sizes.append(size)
+        for key, value in zip(index["cls_keys"], index["cls_values"].tolist()):
+            cls_by_key[f"{shard_id}:{key.decode('utf-8', 'surrogateescape')}"] = value
     labels, classes = None, None
     if keys and all(cls_by_key.get(k) is not None for k, _ in keys):
         labels = np.array([cls_by_key[k] for k, _ in keys], dtype=np.int64)
@@ -234,6 +227,58 @@ def _index_tars(spec: str, shards: list[Path], resolution: int) -> ImageStream:
     names = [name for _, name in keys]
     name = Path(shards[0]).name.split("-")[0].split(".")[0] if len(shards) > 1 else Path(shards[0]).stem
     return _make(name, "tar", resolution, names, extra, labels, spec, classes)
+
+
+def _sample_key(member_name: str) -> str:
+    """webdataset's grouping: files in one directory that share the part of the name before the first dot."""
+    folder, _, base = member_name.rpartition("/")
+    return f"{folder}/{base.partition('.')[0]}"
+
+
+def _shard_index(path: Path) -> dict[str, np.ndarray]:
+    """Where each image of a tar shard starts and how long it is, and the shard's .cls labels.
+
+    Reading every header of a big shard takes a while (about 80 s for 200,000 images), so the index is
+    cached as a plain .npz (no pickle) under $GANFORGE_CACHE/tar-index, keyed by the shard's path, size
+    and modification time: a changed shard is indexed again."""
+    from ganforge.metrics.cache import cache_dir
+
+    stat = path.stat()
+    tag = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    cached = cache_dir() / "tar-index" / f"{hashlib.sha1(tag.encode()).hexdigest()}.npz"
+    try:
+        with np.load(cached, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except (OSError, ValueError, zipfile.BadZipFile):
+        pass  # not cached yet, or unreadable: index the shard
+    names, offsets, sizes, cls_keys, cls_values = [], [], [], [], []
+    try:
+        with tarfile.open(path, "r:") as tf:
+            while (member := tf.next()) is not None:
+                tf.members = []  # do not keep every TarInfo: the index is the arrays below
+                if not member.isfile():
+                    continue
+                ext = member.name.rpartition("/")[2].partition(".")[2].lower()
+                if ext == "cls":
+                    cls_keys.append(_sample_key(member.name).encode("utf-8", "surrogateescape"))
+                    cls_values.append(int(tf.extractfile(member).read().decode().strip()))
+                elif "." + ext.rpartition(".")[2] in EXTENSIONS:
+                    names.append(member.name.encode("utf-8", "surrogateescape"))
+                    offsets.append(member.offset_data)
+                    sizes.append(member.size)
+    except (tarfile.TarError, ValueError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read tar shard {path} ({e}): check the file or re-create it") from None
+    index = {"names": np.array(names, dtype=np.bytes_), "offsets": np.array(offsets, dtype=np.int64),
+             "sizes": np.array(sizes, dtype=np.int64), "cls_keys": np.array(cls_keys, dtype=np.bytes_),
+             "cls_values": np.array(cls_values, dtype=np.int64)}
+    try:  # written whole or not at all; a cache that cannot be written only costs the next run the scan
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(f"{cached.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, **index)
+        os.replace(tmp, cached)
+    except OSError:
+        pass
+    return index
 
 
 def _labels_from_directories(keys) -> tuple[np.ndarray | None, list[str] | None]:
