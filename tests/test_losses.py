@@ -103,3 +103,16 @@ def test_accuracy_reads_d_correctly():
 def test_unknown_loss_lists_valid_ones():
     with pytest.raises(ConfigError, match="nonsaturating"):
         get_loss("vanilla")
+
+
+def test_relativistic_readout_and_accuracy_ignore_the_level_of_d():
+    # RaGAN's loss sees only differences, so D's outputs drift; a fixed threshold would read nonsense
+    loss = get_loss("ragan")
+    r, f = torch.tensor([1.0, 2.0]), torch.tensor([-1.0, 0.0])
+    for shift in (0.0, 100.0, -100.0):
+        assert loss.accuracy(r + shift, f + shift).item() == 1.0
+        d_real, d_fake = loss.readout(r + shift, f + shift)
+        assert torch.allclose(d_real, torch.sigmoid(torch.tensor([1.5, 2.5])))  # r - mean(f)
+        assert torch.allclose(d_fake, torch.sigmoid(torch.tensor([-2.5, -1.5])))  # f - mean(r)
+    assert loss.accuracy(r, r).item() == 0.5  # identical outputs: D cannot tell
+    assert get_loss("nonsaturating").accuracy(r + 100, f + 100).item() == 0.5  # the absolute reading fails here

@@ -54,9 +54,10 @@ class GANLoss:
     def after_d_step(self, D) -> None:
         """Hook for constraints applied to D's weights after its update (weight clipping)."""
 
-    def readout(self, logits: torch.Tensor) -> torch.Tensor:
-        """D's output as a user reads it: a probability for classifier-style losses."""
-        return torch.sigmoid(logits)
+    def readout(self, r: torch.Tensor, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """D's outputs on real and fake items as a user reads them: probabilities for classifier-style
+        losses (a critic's raw scores otherwise)."""
+        return torch.sigmoid(r), torch.sigmoid(f)
 
     def accuracy(self, r: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
         """Fraction of real and fake items D classifies correctly; 0.5 means D cannot tell."""
@@ -111,8 +112,8 @@ class WGAN(GANLoss):
             for p in D.parameters():
                 p.clamp_(-self.clip, self.clip)
 
-    def readout(self, logits):
-        return logits
+    def readout(self, r, f):
+        return r, f
 
 
 class WGANGP(WGAN):
@@ -161,8 +162,8 @@ class LSGAN(GANLoss):
     def g_loss(self, f, r=None):
         return 0.5 * (f - 1).pow(2).mean()
 
-    def readout(self, logits):
-        return logits
+    def readout(self, r, f):
+        return r, f
 
 
 class RelativisticAverage(GANLoss):
@@ -181,6 +182,14 @@ class RelativisticAverage(GANLoss):
         if r is None:
             raise ValueError("the relativistic loss needs D's output on real data in the G step")
         return F.softplus(r - f.mean()).mean() + F.softplus(-(f - r.mean())).mean()
+
+    # Only differences of D's outputs enter the loss, so their level drifts freely: D's reading of an
+    # item is relative too, the probability that it looks more real than the other side's average.
+    def readout(self, r, f):
+        return torch.sigmoid(r - f.mean()), torch.sigmoid(f - r.mean())
+
+    def accuracy(self, r, f):
+        return ((r > f.mean()).float().mean() + (f <= r.mean()).float().mean()) / 2
 
 
 class R1:

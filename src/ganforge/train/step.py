@@ -80,8 +80,6 @@ class GANStep:
             loss_d, real_logits, fake_logits = self.d_phase(real, y)
         for _ in range(self.g_steps):
             loss_g = self.g_phase(real_batches[-1], labels[-1])
-        return torch.stack([
-            loss_d.float(), loss_g.float(),
-            self.loss.readout(real_logits).float().mean(), self.loss.readout(fake_logits).float().mean(),
-            self.loss.accuracy(real_logits, fake_logits).float(),
-        ])
+        d_real, d_fake = self.loss.readout(real_logits.float(), fake_logits.float())
+        return torch.stack([loss_d.float(), loss_g.float(), d_real.mean(), d_fake.mean(),
+                            self.loss.accuracy(real_logits, fake_logits).float()])
