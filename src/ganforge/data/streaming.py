@@ -109,7 +109,7 @@ class ImageStream(torch.utils.data.Dataset):
         key = self.locations["key"][i]
         if self.kind == "folder":  # file-system bytes, joined without decoding
             return os.path.join(os.fsencode(self.source), key)
-        key = key.decode()
+        key = key.decode("utf-8", "surrogateescape")
         if self.kind == "zip":
             if "zip" not in self._handles:
                 self._handles["zip"] = zipfile.ZipFile(self.source)
@@ -207,32 +207,35 @@ def _list_folder(root: Path) -> np.ndarray:
 
 
 def _index_tars(spec: str, shards: list[Path], resolution: int) -> ImageStream:
-    keys, shard_ids, offsets, sizes, cls_by_key = [], [], [], [], {}
-    for shard_id, path in enumerate(shards):
-        index = _shard_index(path)
-        for name, offset, size in zip(index["names"], index["offsets"].tolist(), index["sizes"].tolist()):
-            name = name.decode("utf-8", "surrogateescape")
-            keys.append((f"{shard_id}:{_sample_key(name)}", name))
-            shard_ids.append(shard_id)
-            offsets.append(offset)
-            sizes.append(size)
-        for key, value in zip(index["cls_keys"], index["cls_values"].tolist()):
-            cls_by_key[f"{shard_id}:{key.decode('utf-8', 'surrogateescape')}"] = value
+    """Every shard's index joined into flat arrays (a few bytes per image, no Python object per image
+    kept). Labels come from .cls files when every image has one."""
+    indexes = [_shard_index(path) for path in shards]
+    names = np.concatenate([ix["names"] for ix in indexes])
+    extra = {"shard": np.repeat(np.arange(len(shards), dtype=np.int32), [len(ix["names"]) for ix in indexes]),
+             "offset": np.concatenate([ix["offsets"] for ix in indexes]),
+             "size": np.concatenate([ix["sizes"] for ix in indexes]), "shards": [str(s) for s in shards]}
     labels, classes = None, None
-    if keys and all(cls_by_key.get(k) is not None for k, _ in keys):
-        labels = np.array([cls_by_key[k] for k, _ in keys], dtype=np.int64)
-        classes = [str(i) for i in range(int(labels.max()) + 1)]
-    extra = {"shard": np.array(shard_ids, dtype=np.int32), "offset": np.array(offsets, dtype=np.int64),
-             "size": np.array(sizes, dtype=np.int64), "shards": [str(s) for s in shards]}
-    names = [name for _, name in keys]
+    if len(names) and all(len(ix["cls_keys"]) for ix in indexes):
+        labels = np.empty(len(names), dtype=np.int64)
+        start = 0
+        for ix in indexes:
+            cls = dict(zip(ix["cls_keys"].tolist(), ix["cls_values"].tolist()))
+            found = [cls.get(_sample_key(n)) for n in ix["names"].tolist()]
+            if None in found:  # some image has no .cls: no labels at all (directory names may still give some)
+                labels = None
+                break
+            labels[start:start + len(found)] = found
+            start += len(found)
+        if labels is not None:
+            classes = [str(i) for i in range(int(labels.max()) + 1)]
     name = Path(shards[0]).name.split("-")[0].split(".")[0] if len(shards) > 1 else Path(shards[0]).stem
     return _make(name, "tar", resolution, names, extra, labels, spec, classes)
 
 
-def _sample_key(member_name: str) -> str:
+def _sample_key(member_name: bytes) -> bytes:
     """webdataset's grouping: files in one directory that share the part of the name before the first dot."""
-    folder, _, base = member_name.rpartition("/")
-    return f"{folder}/{base.partition('.')[0]}"
+    folder, _, base = member_name.rpartition(b"/")
+    return folder + b"/" + base.partition(b".")[0]
 
 
 def _shard_index(path: Path) -> dict[str, np.ndarray]:
@@ -258,12 +261,13 @@ def _shard_index(path: Path) -> dict[str, np.ndarray]:
                 tf.members = []  # do not keep every TarInfo: the index is the arrays below
                 if not member.isfile():
                     continue
+                name = member.name.encode("utf-8", "surrogateescape")
                 ext = member.name.rpartition("/")[2].partition(".")[2].lower()
                 if ext == "cls":
-                    cls_keys.append(_sample_key(member.name).encode("utf-8", "surrogateescape"))
+                    cls_keys.append(_sample_key(name))
                     cls_values.append(int(tf.extractfile(member).read().decode().strip()))
                 elif "." + ext.rpartition(".")[2] in EXTENSIONS:
-                    names.append(member.name.encode("utf-8", "surrogateescape"))
+                    names.append(name)
                     offsets.append(member.offset_data)
                     sizes.append(member.size)
     except (tarfile.TarError, ValueError, UnicodeDecodeError) as e:
