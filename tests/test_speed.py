@@ -28,6 +28,17 @@ def test_auto_precision_follows_the_hardware(monkeypatch):
         assert speed.resolve_precision(name, cpu) == name
 
 
+def test_auto_precision_keeps_2d_points_in_fp32(monkeypatch, tmp_path):
+    monkeypatch.setattr(speed, "cpu_has_fast_bf16", lambda: True)
+    assert speed.resolve_precision("auto", torch.device("cpu"), images=False) == "fp32"
+    assert speed.resolve_precision("bf16", torch.device("cpu"), images=False) == "bf16"  # asked for: given
+    from ganforge import Trainer
+    from conftest import tiny_config
+    points = Trainer(tiny_config(tmp_path / "p", data="grid25", model="mlp", resolution=None, steps=1)).fit()
+    images = Trainer(tiny_config(tmp_path / "i", steps=1)).fit()
+    assert points.config.precision == "fp32" and images.config.precision == "bf16"
+
+
 def test_channels_last_only_for_conv_models():
     G, D = build("dcgan", (1, 8, 8), latent_dim=8, width=8)
     assert speed.to_channels_last(G, D)
