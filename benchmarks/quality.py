@@ -166,7 +166,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=5, help="seeds per 2-D mixture (default 5)")
     p.add_argument("--points-steps", type=int, default=None,
-                   help="steps per 2-D run (default: the preset: grid25 9000, ring8 12000)")
+                   help="steps per 2-D run (default: the preset, 12000)")
     p.add_argument("--budget", type=float, default=600, help="training seconds per Fashion-MNIST run (default 600)")
     p.add_argument("--clock", choices=sorted(CLOCKS), default="cpu", help="what the budget counts (default cpu)")
     p.add_argument("--n", type=int, default=10_000, help="generated images per Fashion-MNIST evaluation")
