@@ -6,7 +6,7 @@ import logging
 import pytest
 import torch
 
-from conftest import tiny_config
+from conftest import private_cache_with_classifier, tiny_config
 from ganforge import Trainer
 from ganforge.checkpoint import list_checkpoints
 
@@ -58,15 +58,8 @@ def test_best_checkpoint_survives_pruning(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def digits_cache(tmp_path_factory):
-    from ganforge.metrics.classifier import train_classifier
-
-    cache = tmp_path_factory.mktemp("cache")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GANFORGE_CACHE", str(cache))
-    train_classifier("digits", epochs=2)
-    yield cache
-    mp.undo()
+def digits_cache(tmp_path_factory, digits_classifier_dir):
+    yield from private_cache_with_classifier(tmp_path_factory, digits_classifier_dir)
 
 
 def test_image_evaluation_leaves_training_unchanged(tmp_path, digits_cache):

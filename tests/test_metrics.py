@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 
+from conftest import private_cache_with_classifier
 from ganforge.data import load_dataset
 from ganforge.data.toy2d import mixture_modes
 from ganforge.errors import ConfigError
@@ -105,16 +106,12 @@ def test_disjoint_sets_have_no_precision_or_recall():
 
 
 @pytest.fixture(scope="module")
-def digits_env(tmp_path_factory):
-    """A digits classifier trained into a private cache (seconds), and the data."""
-    from ganforge.metrics.classifier import load_classifier, train_classifier
+def digits_env(tmp_path_factory, digits_classifier_dir):
+    """The digits classifier in a private cache, and the data."""
+    from ganforge.metrics.classifier import load_classifier
 
-    cache = tmp_path_factory.mktemp("cache")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GANFORGE_CACHE", str(cache))
-    train_classifier("digits", epochs=6)
-    yield load_classifier("digits"), load_dataset("digits"), cache
-    mp.undo()
+    for cache in private_cache_with_classifier(tmp_path_factory, digits_classifier_dir):
+        yield load_classifier("digits"), load_dataset("digits"), cache
 
 
 def test_real_vs_real_is_small_and_noise_is_huge(digits_env):
