@@ -149,13 +149,13 @@ def fashion_table(budget: float, clock_name: str, n: int, seed: int, out_dir: Pa
     # the classic loop, same networks, same batch and optimiser, same budget
     from ganforge.bench.classic import ClassicLoop
 
-    loop = ClassicLoop(data.data, 64, latent_dim=cfg.latent_dim, seed=seed)
+    loop = ClassicLoop(data.data, 64, latent_dim=run.config.latent_dim, seed=seed)
     steps, start, wall = 0, clock(), time.perf_counter()
     while clock() - start < budget:
         loop.step()
         steps += 1
     wall = time.perf_counter() - wall
-    r = evaluate(classic_sampler(loop.G, cfg.latent_dim, 1000 + seed), "fashion-mnist", n=n)
+    r = evaluate(classic_sampler(loop.G, run.config.latent_dim, 1000 + seed), "fashion-mnist", n=n)
     result["classic"] = {"steps": steps, "images_seen": steps * 64, "train_wall_s": round(wall, 1),
                          **image_result(r)}
     print(f"fashion-mnist classic: {result['classic']}", file=sys.stderr)
