@@ -75,3 +75,18 @@ def test_fashion_mnist_rates_come_as_a_pair():
     critic = TrainConfig(data="fashion-mnist", loss="wgan-gp").resolve(60000, shape)  # the loss's own settings win
     assert (critic.lr, critic.lr_d) == (1e-4, 1e-4)
     assert TrainConfig(data="mnist").resolve(60000, shape).lr == 2e-4  # measured on Fashion-MNIST only
+
+
+def test_resuming_an_older_run_keeps_what_it_trained_with(tmp_path):
+    # a digits run saved before --lr-decay existed and with augmentation off (null) resumes as it trained,
+    # not with the presets added since (translation for digits)
+    old = TrainConfig(data="digits", steps=10).resolve(1797, (1, 16, 16)).to_dict()
+    old.pop("lr_decay")
+    old["augment"] = None
+    import yaml
+
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(old))
+    resumed = TrainConfig.from_run(tmp_path).resolve(1797, (1, 16, 16))
+    assert resumed.lr_decay == 0.0 and not resumed.augment
+    fresh = TrainConfig.from_yaml(tmp_path / "config.yaml").resolve(1797, (1, 16, 16))  # a replayed file: today's defaults
+    assert fresh.augment == "translation"

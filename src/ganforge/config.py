@@ -29,6 +29,9 @@ D_NORMS = ("batch", "layer", "spectral", "none")
 MIXTURE_PRESET = {"batch": 256, "width": 128, "latent_dim": 2, "lr": 1e-3, "lr_d": 2e-3, "betas": (0.5, 0.9),
                   "r1": 0.1, "lr_decay": 0.5, "ema": 0.99}
 
+# Settings whose "unset" gained a preset after runs were saved without them, with the value those runs used.
+SETTINGS_ADDED_LATER = {"lr_decay": 0.0, "augment": ""}
+
 # Defaults chosen per built-in dataset (values a user leaves unset). Anything else gets GENERIC.
 PRESETS: dict[str, dict[str, Any]] = {
     # 1,797 tiny images: D memorises them within a few hundred steps unless it sees them shifted (DiffAugment)
@@ -145,6 +148,14 @@ class TrainConfig:
         if not isinstance(values, dict):
             raise ConfigError(f"config file {path} must hold a mapping of setting: value")
         return cls.from_dict(values)
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path) -> "TrainConfig":
+        """A run's own settings, to resume it. They were resolved when it started, so a setting its
+        config.yaml lacks or leaves empty (written before the setting existed, or while it was off)
+        keeps the value the run trained with instead of taking a preset added since."""
+        cfg = cls.from_yaml(Path(run_dir) / "config.yaml")
+        return cfg.replace(**{k: v for k, v in SETTINGS_ADDED_LATER.items() if getattr(cfg, k) is None})
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -44,7 +44,7 @@ def build_config(args: argparse.Namespace):
         if not (Path(args.resume) / "config.yaml").is_file():
             raise ConfigError(f"cannot resume {args.resume}: it is not a run directory (no config.yaml); pass the "
                               f"--out of an earlier `ganforge train`")
-        base = TrainConfig.from_yaml(Path(args.resume) / "config.yaml").to_dict()
+        base = TrainConfig.from_run(args.resume).to_dict()
         base["out"] = args.resume
     elif args.config:
         from pathlib import Path
