@@ -1,0 +1,31 @@
+"""The benchmark scripts run end to end (tiny settings) and print the JSON their docstrings promise."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_script(name: str, *args: str) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), *args], capture_output=True, text=True,
+                       env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout[r.stdout.index("{\n"):])  # the summary document follows any per-run lines
+
+
+def test_quality_points_section_reports_worst_seed_against_targets():
+    out = run_script("quality.py", "--seeds", "2", "--points", "grid25", "--points-steps", "20", "--skip", "fashion")
+    runs, summary = out["points"]["runs"], out["points"]["summary"]["grid25"]
+    assert [r["seed"] for r in runs] == [0, 1] and all(r["steps"] == 20 for r in runs)
+    assert summary["worst"]["hq"] == min(r["hq"] for r in runs)
+    assert summary["worst"]["seconds"] == max(r["seconds"] for r in runs)
+    assert summary["target"]["modes"] == 25 and summary["all_targets_met"] is False  # 20 steps cannot do it
+
+
+def test_losses_benchmark_reports_every_run():
+    out = run_script("losses.py", "--data", "grid25", "--loss", "hinge", "wgan", "--steps", "5")
+    assert out["runs"] == 2 and out["all_finite"] is True and out["not_finite"] == []
