@@ -232,8 +232,8 @@ class Trainer:
         self.latent_dim = getattr(self.G, "latent_dim", cfg.latent_dim)
         self.G.to(self.device).train()
         self.D.to(self.device).train()
-        images = len(self.dataset.shape) == 3
-        self.config = cfg = cfg.replace(precision=speed.resolve_precision(cfg.precision, self.device, images))
+        precision = speed.resolve_precision(cfg.precision, self.device, images=self.dataset.is_image)
+        self.config = cfg = cfg.replace(precision=precision)
         channels_last = speed.to_channels_last(self.G, self.D)
         self.opt_g = make_optimizer(cfg.optimizer, self.G.parameters(), cfg.lr, cfg.betas, self.device)
         self.opt_d = make_optimizer(cfg.optimizer, self.D.parameters(), cfg.lr_d, cfg.betas, self.device)
