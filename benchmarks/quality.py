@@ -16,6 +16,9 @@
    process's CPU time (fair on a shared machine; with --threads 1 a CPU-second is a core-second), or
    `wall`. Needs the Fashion-MNIST IDX files and its domain classifier (`ganforge train-classifier
    --data fashion-mnist`); the section says why when it is skipped.
+3. Precision on Fashion-MNIST (`--precision-data`): the default configuration trained for `--precision-steps` steps with
+   `--precision auto` (bf16 where the hardware runs it fast) and with fp32, same seed, same samples
+   asked for: does the fast path cost quality? The FD of each and their ratio.
 
 The classifier FDs compare these runs with each other, not with published (Inception) FIDs.
 """
@@ -162,6 +165,28 @@ def fashion_table(budget: float, clock_name: str, n: int, seed: int, out_dir: Pa
     return result
 
 
+def precision_table(data: str, steps: int, n: int, seed: int, out_dir: Path) -> dict:
+    from ganforge.metrics import load_classifier
+
+    try:
+        load_classifier(data)
+    except GanforgeError as e:
+        return {"skipped": str(e)}
+    result = {"data": data, "steps": steps, "seed": seed}
+    for precision in ("auto", "fp32"):
+        cfg = TrainConfig(data=data, seed=seed, steps=steps, precision=precision, quiet=True,
+                          out=str(out_dir / f"fm-{precision}"))
+        start_wall, start_cpu = time.perf_counter(), time.process_time()
+        run = Trainer(cfg).fit()
+        wall, cpu = time.perf_counter() - start_wall, time.process_time() - start_cpu
+        r = evaluate(lambda k: run.sample(k, seed=1000 + seed), data, n=n)
+        result[precision] = {"resolved": run.config.precision, "seconds": round(wall, 1),
+                             "cpu_seconds": round(cpu, 1), **image_result(r)}
+        print(f"{data} {precision}: {result[precision]}", file=sys.stderr)
+    result["fd_ratio_auto_to_fp32"] = round(result["auto"]["fd"] / result["fp32"]["fd"], 3)
+    return result
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=5, help="seeds per 2-D mixture (default 5)")
@@ -173,7 +198,10 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--points", nargs="+", choices=sorted(POINT_TARGETS), default=["grid25", "ring8"],
                    help="which 2-D mixtures to run (default both)")
-    p.add_argument("--skip", choices=("points", "fashion"), action="append", default=[], help="leave out a section")
+    p.add_argument("--precision-steps", type=int, default=3000,
+                   help="steps per run of the precision comparison (default 3000)")
+    p.add_argument("--precision-data", default="fashion-mnist", help="dataset of the precision comparison")
+    p.add_argument("--skip", choices=("points", "fashion", "precision"), action="append", default=[], help="leave out a section")
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -186,6 +214,8 @@ def main(argv=None) -> int:
             out["points"] = points_table(args.points, range(args.seeds), args.points_steps, 2500, tmp)
         if "fashion" not in args.skip:
             out["fashion_mnist"] = fashion_table(args.budget, args.clock, args.n, 0, tmp)
+        if "precision" not in args.skip:
+            out["precision"] = precision_table(args.precision_data, args.precision_steps, args.n, 0, tmp)
     print(json.dumps(json_safe(out), indent=1))
     return 0
 

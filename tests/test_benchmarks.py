@@ -6,6 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from conftest import private_cache_with_classifier
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -18,7 +22,8 @@ def run_script(name: str, *args: str) -> dict:
 
 
 def test_quality_points_section_reports_worst_seed_against_targets():
-    out = run_script("quality.py", "--seeds", "2", "--points", "grid25", "--points-steps", "20", "--skip", "fashion")
+    out = run_script("quality.py", "--seeds", "2", "--points", "grid25", "--points-steps", "20", "--skip", "fashion",
+                     "--skip", "precision")
     runs, summary = out["points"]["runs"], out["points"]["summary"]["grid25"]
     assert [r["seed"] for r in runs] == [0, 1] and all(r["steps"] == 20 for r in runs)
     assert summary["worst"]["hq"] == min(r["hq"] for r in runs)
@@ -29,3 +34,17 @@ def test_quality_points_section_reports_worst_seed_against_targets():
 def test_losses_benchmark_reports_every_run():
     out = run_script("losses.py", "--data", "grid25", "--loss", "hinge", "wgan", "--steps", "5")
     assert out["runs"] == 2 and out["all_finite"] is True and out["not_finite"] == []
+
+
+@pytest.fixture(scope="module")
+def digits_cache(tmp_path_factory, digits_classifier_dir):
+    yield from private_cache_with_classifier(tmp_path_factory, digits_classifier_dir)
+
+
+def test_quality_precision_section_compares_auto_with_fp32(digits_cache):
+    out = run_script("quality.py", "--skip", "points", "--skip", "fashion", "--precision-data", "digits",
+                     "--precision-steps", "3", "--n", "200")
+    table = out["precision"]
+    assert table["data"] == "digits" and table["steps"] == 3
+    assert table["fp32"]["resolved"] == "fp32" and table["auto"]["resolved"] in ("bf16", "fp32", "fp16")
+    assert table["fd_ratio_auto_to_fp32"] == round(table["auto"]["fd"] / table["fp32"]["fd"], 3)

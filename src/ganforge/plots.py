@@ -50,22 +50,23 @@ def plot_curves(rows: list[dict], path: Path, smooth: int = 5) -> Path:
 
 def plot_points(fake: torch.Tensor, path: Path, real: torch.Tensor | None = None, modes: torch.Tensor | None = None,
                 title: str = "") -> Path:
-    """Generated 2-D points over a sample of the true density (and its mode centres)."""
+    """Generated 2-D points over a sample of the true density (and its mode centres). Drawn as line-less
+    markers with a fixed layout: a fraction of scatter's cost, as this runs about 20 times per training run."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 5))
     if real is not None:
-        ax.scatter(real[:, 0], real[:, 1], s=2, c="tab:blue", alpha=0.15, label="data")
-    ax.scatter(fake[:, 0].cpu(), fake[:, 1].cpu(), s=2, c="tab:red", alpha=0.6, label="generated")
+        ax.plot(real[:, 0], real[:, 1], ".", ms=2, color="tab:blue", alpha=0.15, label="data")
+    ax.plot(fake[:, 0].cpu(), fake[:, 1].cpu(), ".", ms=2, color="tab:red", alpha=0.6, label="generated")
     if modes is not None:
-        ax.scatter(modes[:, 0], modes[:, 1], marker="x", c="black", s=30, label="modes")
+        ax.plot(modes[:, 0], modes[:, 1], "x", color="black", ms=5, label="modes")
     ref = real if real is not None else fake.cpu()
     lo, hi = ref.min(0).values - 0.5, ref.max(0).values + 0.5
     ax.set_xlim(lo[0].item(), hi[0].item())
     ax.set_ylim(lo[1].item(), hi[1].item())
     ax.set_aspect("equal")
-    ax.legend(loc="upper right", fontsize=8, markerscale=4)
+    ax.legend(loc="upper right", fontsize=8, markerscale=3)
     ax.set_title(title)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.09, bottom=0.06, right=0.97, top=0.94)
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
