@@ -46,6 +46,29 @@ def test_ema_averages_out_noise_in_the_weights():
     assert (ema.module.weight[0] - target).norm() < 0.2 * (G.weight[0] - target).norm()
 
 
+def test_ema_measures_batchnorm_statistics_of_its_own_weights():
+    torch.manual_seed(0)
+    G = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8))
+    ema = EMA(G, decay=0.999)  # holds G's first weights
+    with torch.no_grad():
+        G[0].weight.mul_(3)
+        G[0].bias.add_(2)
+    for _ in range(30):
+        G(torch.randn(64, 4))  # G's running statistics follow G's new weights
+    for avg, live in zip(ema.module.buffers(), G.buffers()):
+        avg.copy_(live)  # what update() does with buffers
+    ema.measure_batchnorm(latent_dim=4, batch=256, device=torch.device("cpu"), seed=0)
+    w, b, bn = ema.module[0].weight, ema.module[0].bias, ema.module[1]
+    # for z ~ N(0, I), unit i of Wz + b has mean b_i and variance |W_i|^2
+    assert torch.allclose(bn.running_mean, b, atol=0.1)
+    assert torch.allclose(bn.running_var, (w ** 2).sum(1), rtol=0.15)
+    assert not torch.allclose(bn.running_mean, G[1].running_mean, atol=1.0)  # not G's statistics any more
+    assert bn.momentum == 0.1 and not ema.module.training and not G[1].running_mean.equal(bn.running_mean)
+    measured = bn.running_mean.clone()
+    ema.measure_batchnorm(latent_dim=4, batch=256, device=torch.device("cpu"), seed=1)
+    assert torch.equal(bn.running_mean, measured)  # no update since: measured once
+
+
 def test_sampling_uses_ema_and_resume_restores_it(tmp_path):
     full = Trainer(tiny_config(tmp_path / "full", steps=6, ema=0.9)).fit()
     assert full.G_ema is not None

@@ -148,7 +148,7 @@ class Trainer:
                 self.finish()
         self.dist.close()
         return Run(self.run_dir, self.config, self.G, self.dataset.shape, self.device,
-                   G_ema=self.ema.module if self.ema is not None else None, classes=self.classes)
+                   G_ema=self.sampling_generator() if self.ema is not None else None, classes=self.classes)
 
     def set_learning_rates(self) -> None:
         """Both optimisers' rates for the coming update under --lr-decay: the configured rates, times the
@@ -302,14 +302,22 @@ class Trainer:
         return run_dir
 
     # ------------------------------------------------------------------ sampling
+    def sampling_generator(self) -> nn.Module:
+        """The generator that samples: the EMA of G's weights (with BatchNorm statistics measured for those
+        weights) when the run keeps one, else G."""
+        if self.ema is None:
+            return self.G
+        self.ema.measure_batchnorm(self.latent_dim, self.config.batch, self.device, self.config.seed,
+                                   num_classes=len(self.classes) if self.classes else 0)
+        return self.ema.module
+
     def generate(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """G's samples for the given noise (and classes, when conditional), in evaluation mode: uint8 images
         or float points, on the CPU; the EMA generator's when the run keeps one."""
         from ganforge.data.dataset import to_uint8
         from ganforge.train.run import generate
 
-        G = self.ema.module if self.ema is not None else self.G
-        out = generate(G, noise, labels, self.device)
+        out = generate(self.sampling_generator(), noise, labels, self.device)
         return to_uint8(out) if self.dataset.is_image else out
 
     # ------------------------------------------------------------------ checkpoints
@@ -328,7 +336,7 @@ class Trainer:
             return
         tensors = {**flatten_module("G", self.G), **flatten_module("D", self.D)}
         if self.ema is not None:
-            tensors.update(flatten_module("G_ema", self.ema.module))
+            tensors.update(flatten_module("G_ema", self.sampling_generator()))
         if self.augment is not None:
             tensors["rng.augment"] = self.augment.state_dict()
         opt_meta = {}
