@@ -244,7 +244,7 @@ def _shard_index(path: Path) -> dict[str, np.ndarray]:
     Reading every header of a big shard takes a while (about 80 s for 200,000 images), so the index is
     cached as a plain .npz (no pickle) under $GANFORGE_CACHE/tar-index, keyed by the shard's path, size
     and modification time: a changed shard is indexed again."""
-    from ganforge.metrics.cache import cache_dir
+    from ganforge.cache import cache_dir
 
     stat = path.stat()
     tag = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"

@@ -1,19 +1,13 @@
-"""Where metric artefacts live: trained domain classifiers and reference statistics of real data.
-
-The root is $GANFORGE_CACHE when set, else ~/.cache/ganforge.
-"""
+"""Where metric artefacts live under ganforge's cache (`ganforge.cache`): trained domain classifiers and
+reference statistics of real data, keyed by dataset."""
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from pathlib import Path
 
-
-def cache_dir() -> Path:
-    root = os.environ.get("GANFORGE_CACHE")
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "ganforge"
+from ganforge.cache import cache_dir
 
 
 def dataset_key(name: str) -> str:
