@@ -73,6 +73,8 @@ def test_sampling_uses_ema_and_resume_restores_it(tmp_path):
     full = Trainer(tiny_config(tmp_path / "full", steps=6, ema=0.9)).fit()
     assert full.G_ema is not None
     assert not torch.equal(full.sample(8), full.sample(8, ema=False))
+    bn, bn_ema = full.G.net[1], full.G_ema.net[1]  # the first BatchNorm: statistics of the average's own weights
+    assert isinstance(bn_ema, nn.BatchNorm2d) and not torch.allclose(bn.running_mean, bn_ema.running_mean)
     tensors, meta = load_checkpoint(full.dir / "checkpoints")
     assert meta["ema_updates"] == 6 and any(k.startswith("G_ema.") for k in tensors)
     # what `ganforge sample` / `eval` load samples from the EMA generator too
