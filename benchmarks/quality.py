@@ -139,7 +139,7 @@ def fashion_table(budget: float, clock_name: str, n: int, seed: int, out_dir: Pa
     clock = CLOCKS[clock_name]
     result = {"budget_s": budget, "clock": clock_name, "seed": seed}
 
-    # ganforge's default configuration (DCGAN, non-saturating loss, batch 64, Adam G 4e-4 / D 8e-4), stopped by the budget
+    # ganforge's default configuration (DCGAN, non-saturating loss, batch 32, Adam G 4e-4 / D 8e-4), stopped by the budget
     cfg = TrainConfig(data="fashion-mnist", seed=seed, steps=10**8, quiet=True, out=str(out_dir / "fm-ganforge"))
     budget_cb = Budget(budget, clock)
     run = Trainer(cfg, callbacks=[budget_cb]).fit()

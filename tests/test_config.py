@@ -69,7 +69,7 @@ def test_digits_preset_augments_and_none_turns_it_off(tmp_path):
 def test_fashion_mnist_rates_come_as_a_pair():
     shape = (1, 28, 28)
     tuned = TrainConfig(data="fashion-mnist").resolve(60000, shape)
-    assert (tuned.lr, tuned.lr_d) == (4e-4, 8e-4)
+    assert (tuned.lr, tuned.lr_d, tuned.batch, tuned.steps) == (4e-4, 8e-4, 32, 10000)
     mine = TrainConfig(data="fashion-mnist", lr=1e-4).resolve(60000, shape)  # the user's G rate: D follows it
     assert (mine.lr, mine.lr_d) == (1e-4, 1e-4)
     critic = TrainConfig(data="fashion-mnist", loss="wgan-gp").resolve(60000, shape)  # the loss's own settings win
