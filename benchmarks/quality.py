@@ -175,7 +175,7 @@ def precision_table(data: str, steps: int, n: int, seed: int, out_dir: Path) -> 
     result = {"data": data, "steps": steps, "seed": seed}
     for precision in ("auto", "fp32"):
         cfg = TrainConfig(data=data, seed=seed, steps=steps, precision=precision, quiet=True,
-                          out=str(out_dir / f"fm-{precision}"))
+                          out=str(out_dir / f"{data}-{precision}"))
         start_wall, start_cpu = time.perf_counter(), time.process_time()
         run = Trainer(cfg).fit()
         wall, cpu = time.perf_counter() - start_wall, time.process_time() - start_cpu
