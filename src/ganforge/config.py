@@ -108,6 +108,8 @@ class TrainConfig:
     device: str = _f("auto", "auto (a GPU when there is one), cpu or cuda")
     precision: str = _f("auto", "auto (bf16 autocast where the hardware runs it fast, else fp32), fp32, bf16 or fp16")
     compile: bool = _f(False, "torch.compile G and D (faster steps after a compile of a minute or more)")
+    cuda_graphs: str = _f("auto", "auto (on a GPU, replay the whole step as one CUDA graph where the settings "
+                                  "allow it), on or off")
     sync_bn: bool = _f(False, "under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm; GPUs only)")
     # what gets written
     out: str | None = _f(None, "run directory (default: runs/DATA-TIMESTAMP)")
@@ -211,7 +213,8 @@ class TrainConfig:
         if not isinstance(self.data, str) or not self.data:
             raise ConfigError("--data must name a dataset or a folder")
         choices = {"loss": LOSSES, "model": MODELS, "precision": PRECISIONS, "device": DEVICES,
-                   "optimizer": OPTIMIZERS, "d_norm": D_NORMS, "on_divergence": ("stop", "rollback")}
+                   "optimizer": OPTIMIZERS, "d_norm": D_NORMS, "on_divergence": ("stop", "rollback"),
+                   "cuda_graphs": ("auto", "on", "off")}
         for name, valid in choices.items():
             v = getattr(self, name)
             if name == "model" and v == "custom":  # the user's own modules, recorded so the run says so

@@ -4,7 +4,8 @@
     the hardware runs it fast (CPUs with AVX512-BF16 / AMX, GPUs with bf16 support), fp32 elsewhere;
   - channels_last: conv models and their batches in NHWC, the layout oneDNN and cuDNN prefer;
   - fused / foreach optimisers: one kernel (or a few) for all parameters instead of one per tensor;
-  - compile: `torch.compile` of G and D (opt-in: compiling costs minutes on a small CPU).
+  - compile: `torch.compile` of G and D (opt-in: compiling costs minutes on a small CPU);
+  - CUDA graphs: the whole step recorded once and replayed (train/graphs.py).
 
 None of these touches the host: the step's statistics stay on the device.
 """
@@ -54,11 +55,12 @@ def resolve_precision(name: str, device: torch.device, images: bool = True) -> s
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def autocast(precision: str, device: torch.device):
-    """Mixed precision as a context around the whole step (forward passes and losses)."""
+def autocast(precision: str, device: torch.device, cache: bool = True):
+    """Mixed precision as a context around the whole step (forward passes and losses). `cache` keeps
+    the low-precision copies of weights for the rest of the context; a CUDA graph recording must not."""
     if precision == "fp32":
         return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=DTYPES[precision])
+    return torch.autocast(device.type, dtype=DTYPES[precision], cache_enabled=cache)
 
 
 # ---------------------------------------------------------------------------- memory layout
@@ -76,12 +78,12 @@ def to_channels_last(*modules: nn.Module) -> bool:
 
 
 # ---------------------------------------------------------------------------- optimisers
-def optimizer_kwargs(name: str, device: torch.device) -> dict:
+def optimizer_kwargs(name: str, device: torch.device, capturable: bool = False) -> dict:
     """Fused Adam (one kernel over all parameters) on CPU and CUDA; foreach (a few batched kernels)
-    otherwise. Both compute exactly what the per-tensor loop computes."""
-    if name == "adam" and device.type in ("cpu", "cuda"):
-        return {"fused": True}
-    return {"foreach": True}
+    otherwise. Both compute exactly what the per-tensor loop computes. `capturable` keeps the step
+    counters on the GPU, so that a CUDA graph can replay the update."""
+    kwargs = {"fused": True} if name == "adam" and device.type in ("cpu", "cuda") else {"foreach": True}
+    return {**kwargs, "capturable": True} if capturable else kwargs
 
 
 def match_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
@@ -101,17 +103,32 @@ class FastStep:
     """Calls a `GANStep` with the speed settings around it. Same arguments, same result."""
 
     def __init__(self, step, *, device: torch.device, precision: str = "fp32", channels_last: bool = False,
-                 scaler: torch.amp.GradScaler | None = None):
+                 scaler: torch.amp.GradScaler | None = None, cuda_graphs: bool = False):
+        from ganforge.train.graphs import StepGraph
+
         self.step, self.device, self.precision = step, device, precision
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if scaler is not None:
             step.update = functools.partial(scaled_update, scaler)
+        self.graph = StepGraph(self.eager) if cuda_graphs else None
 
     def __call__(self, real_batches: list[torch.Tensor], labels: list[torch.Tensor | None] | None = None) -> torch.Tensor:
+        labels = labels or [None] * len(real_batches)
+        if self.graph is not None:
+            return self.graph(real_batches, labels)
+        return self.eager(real_batches, labels)
+
+    def eager(self, real_batches: list[torch.Tensor], labels: list[torch.Tensor | None] | None = None) -> torch.Tensor:
+        """The step launched op by op (what a CUDA graph records)."""
         if self.memory_format is torch.channels_last:
             real_batches = [x.contiguous(memory_format=torch.channels_last) for x in real_batches]
-        with autocast(self.precision, self.device):
+        with autocast(self.precision, self.device, cache=self.graph is None):
             return self.step(real_batches, labels)
+
+    def reset(self) -> None:
+        """Call after loading a checkpoint: a recorded step refers to the optimisers' old state tensors."""
+        if self.graph is not None:
+            self.graph.reset()
 
 
 def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler | None:

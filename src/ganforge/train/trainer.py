@@ -53,12 +53,14 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_optimizer(name: str, params, lr: float, betas, device: torch.device = torch.device("cpu")) -> torch.optim.Optimizer:
+def make_optimizer(name: str, params, lr: float, betas, device: torch.device = torch.device("cpu"),
+                   capturable: bool = False) -> torch.optim.Optimizer:
     from ganforge.train.speed import optimizer_kwargs
 
+    kwargs = optimizer_kwargs(name, device, capturable)
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, **optimizer_kwargs(name, device))
-    return torch.optim.Adam(params, lr=lr, betas=tuple(betas), **optimizer_kwargs(name, device))
+        return torch.optim.RMSprop(params, lr=lr, **kwargs)
+    return torch.optim.Adam(params, lr=lr, betas=tuple(betas), **kwargs)
 
 
 class Trainer:
@@ -167,6 +169,7 @@ class Trainer:
         if saved and self.guard.may_roll_back():
             scale = self.guard.roll_back()
             self.load_checkpoint(rollback=True)
+            self.gan_step.reset()  # a recorded CUDA graph points at the optimisers' replaced state
             log.warning("step %d: %s; rolled back to step %d with learning rates x%g (rollback %d of %d)",
                         bad_step, problem, self.step, scale, self.guard.rollbacks, self.guard.max_rollbacks)
             return
@@ -202,7 +205,7 @@ class Trainer:
         from ganforge.data.toy2d import MIXTURES
         from ganforge.models.dcgan import check_image_shape
         from ganforge.losses import get_loss
-        from ganforge.train import speed
+        from ganforge.train import graphs, speed
         from ganforge.train.distributed import Distributed, ShardedNoise
 
         cfg = self.config.validate()
@@ -232,12 +235,16 @@ class Trainer:
         self.latent_dim = getattr(self.G, "latent_dim", cfg.latent_dim)
         self.G.to(self.device).train()
         self.D.to(self.device).train()
+        if self.device.type == "cuda" and not torch.backends.cudnn.deterministic:
+            torch.backends.cudnn.benchmark = True  # every step has the same shapes: time cuDNN's algorithms once
         precision = speed.resolve_precision(cfg.precision, self.device, images=self.dataset.is_image)
         self.config = cfg = cfg.replace(precision=precision)
-        channels_last = speed.to_channels_last(self.G, self.D)
-        self.opt_g = make_optimizer(cfg.optimizer, self.G.parameters(), cfg.lr, cfg.betas, self.device)
-        self.opt_d = make_optimizer(cfg.optimizer, self.D.parameters(), cfg.lr_d, cfg.betas, self.device)
+        # torch.compile on a GPU mis-strides the backward of a channels_last convolution (seen with torch 2.11)
+        channels_last = not (cfg.compile and self.device.type == "cuda") and speed.to_channels_last(self.G, self.D)
         self.loss = get_loss(cfg.loss, r1=cfg.r1, r1_every=cfg.r1_every)
+        cuda_graphs = graphs.wanted(cfg, self.device, self.loss, self.dist.enabled)  # replay the step as one graph
+        self.opt_g = make_optimizer(cfg.optimizer, self.G.parameters(), cfg.lr, cfg.betas, self.device, cuda_graphs)
+        self.opt_d = make_optimizer(cfg.optimizer, self.D.parameters(), cfg.lr_d, cfg.betas, self.device, cuda_graphs)
         self.grad_scaler = speed.grad_scaler(cfg.precision, self.device)  # fp16 on CUDA only, else None
         self.ema = EMA(self.G, cfg.ema) if cfg.ema else None  # the generator that sampling uses
         self.augment = None
@@ -270,7 +277,7 @@ class Trainer:
         if self.dist.enabled:  # each rank draws its rows of the global noise batch
             step.noise = ShardedNoise(self.latent_dim, self.dist.rank, self.dist.world_size)
         self.gan_step = speed.FastStep(step, device=self.device, precision=cfg.precision,
-                                       channels_last=channels_last, scaler=self.grad_scaler)
+                                       channels_last=channels_last, scaler=self.grad_scaler, cuda_graphs=cuda_graphs)
         log.info("training %s on %s (%d samples, shape %s) for %d steps on %s -> %s", cfg.model,
                  cfg.data, len(self.dataset), tuple(self.dataset.shape), cfg.steps, self.device, self.run_dir)
 
