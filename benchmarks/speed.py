@@ -60,7 +60,7 @@ def main() -> None:
                      "speedup": r["speedup"], "speedup_cpu_time": r["speedup_cpu_time"], "target": 2.0,
                      "gflop_per_step": g["gflop_per_step"], "ganforge_utilisation": g["utilisation"],
                      "classic_utilisation": c["utilisation"], "peak_tflop_per_s": g["peak_tflop_per_s"],
-                     "top_ops": [f"{op['op']} {op['share']:.0%}" for op in g["top_ops"][:4]], "bench": r})
+                     "top_ops": [f"{op['op']} {op['share']:.0%}" for op in g["profile_eager"]["top_ops"][:4]], "bench": r})
 
     small = bench(common, "--resolution", "28", "--fraction", "0.1", "--no-classic", "--no-profile")
     full = bench(common, "--resolution", "28", "--no-classic", "--no-profile")

@@ -3,7 +3,7 @@ ganforge's DCGAN architecture, so speed and quality can be compared against a we
 
 What makes it "classic" (and what ganforge's own loop does differently):
   - D ends in a Sigmoid and the loss is nn.BCELoss on probabilities (ganforge: logits + softplus);
-  - fp32, contiguous (NCHW) tensors, eager mode;
+  - fp32, contiguous (NCHW) tensors, eager mode (cuDNN's autotuner on, as in dcgan/main.py);
   - data come from a torch DataLoader over a TensorDataset of float images normalised to [-1, 1]
     on the host (ganforge: uint8 in memory, gathered and normalised on the device);
   - one G forward per step: the D phase scores `fake.detach()`, the G phase reuses the same `fake`;
@@ -50,6 +50,8 @@ class ClassicLoop:
                  width: int | None = None, seed: int = 0, device: str | torch.device = "cpu"):
         torch.manual_seed(seed)
         self.device = torch.device(device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # as dcgan/main.py sets it
         self.batch, self.latent_dim = batch, latent_dim
         self.G, self.D = classic_models(tuple(images_uint8.shape[1:]), latent_dim, width)
         self.G.to(self.device).train()

@@ -101,27 +101,44 @@ def interleaved_times(loops: dict, steps: int, chunk: int, device: torch.device)
     return {name: (wall[name], cpu[name]) for name in loops}
 
 
-def top_ops(fn, device: torch.device, steps: int = 2, rows: int = 8) -> list[dict]:
-    """Where a step's time goes: the ops with the most self time over `steps` calls (torch.profiler)."""
+def profile_step(fn, device: torch.device, steps: int = 4, rows: int = 8) -> dict:
+    """Where a step's time goes (torch.profiler over `steps` calls): the ops with the most self time
+    (CPU time on a CPU, the time of the kernels they launch on a GPU) and, on a GPU, how busy the
+    kernels keep it. `device_busy_share` = kernel time / wall time: far below 1, the GPU waits for
+    the host to launch work, which is what a CUDA graph removes."""
+    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    gpu = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu else [])
+    sync(device)
     with profile(activities=activities) as prof:
+        start = time.perf_counter()
         for _ in range(steps):
             fn()
         sync(device)
-    attr = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+        wall = time.perf_counter() - start
+    attr = "self_device_time_total" if gpu else "self_cpu_time_total"
     events = [e for e in prof.key_averages() if not e.key.startswith(("ProfilerStep", "Optimizer.step#"))]
-    total = sum(getattr(e, attr) for e in events) or 1
-    events.sort(key=lambda e: getattr(e, attr), reverse=True)
-    return [{"op": e.key, "ms_per_step": round(getattr(e, attr) / 1000 / steps, 2),
-             "share": round(getattr(e, attr) / total, 3)} for e in events[:rows]]
+    ops = [e for e in events if e.device_type == DeviceType.CPU]  # on a GPU, kernels are listed beside their ops
+    kernels = [e for e in events if e.device_type != DeviceType.CPU]
+    total = sum(getattr(e, attr) for e in (kernels if gpu else ops)) or 1
+    ops.sort(key=lambda e: getattr(e, attr), reverse=True)
+    report = {"top_ops": [{"op": e.key, "ms_per_step": round(getattr(e, attr) / 1000 / steps, 3),
+                           "share": round(getattr(e, attr) / total, 3)} for e in ops[:rows]]}
+    if gpu:
+        report.update(profiled_ms_per_step=round(1000 * wall / steps, 3),
+                      kernel_ms_per_step=round(total / 1000 / steps, 3),
+                      kernels_per_step=round(sum(e.count for e in kernels) / steps),
+                      device_busy_share=round(total / 1e6 / wall, 3))
+    return report
 
 
 # ---------------------------------------------------------------------------- the two loops
 def ganforge_loop(config, fraction: float = 1.0):
     """ganforge's training step exactly as `ganforge train` builds it (Trainer.setup in a scratch
-    run directory). Returns (trainer, step function, the uint8 images it trains on)."""
+    run directory). Returns (trainer, step function, the same step launched op by op, the uint8
+    images it trains on). The two steps differ only where the step is replayed as a CUDA graph."""
     from ganforge.data.batches import InMemoryBatches
     from ganforge.errors import ConfigError
     from ganforge.train.trainer import Trainer
@@ -141,7 +158,10 @@ def ganforge_loop(config, fraction: float = 1.0):
     def step():
         return trainer.gan_step([trainer.batches.next() for _ in range(d_steps)])
 
-    return trainer, step, data
+    def eager_step():
+        return trainer.gan_step.eager([trainer.batches.next() for _ in range(d_steps)])
+
+    return trainer, step, eager_step, data
 
 
 def loading_report(batches, batch: int, steps: int) -> dict:
@@ -171,13 +191,14 @@ def bench(config, *, steps: int = 20, warmup: int = 3, chunk: int = 2, fraction:
     """Measure ganforge's step (and the classic loop) for `config`; returns the JSON-able report."""
     from ganforge.bench.classic import ClassicLoop
 
-    trainer, step, data = ganforge_loop(config, fraction)
+    trainer, step, eager_step, data = ganforge_loop(config, fraction)
     cfg, device = trainer.config, trainer.device
     images_per_step = cfg.batch * cfg.d_steps
-    for _ in range(warmup):
+    graphs = trainer.gan_step.graph
+    for _ in range(max(warmup, graphs.warmup + 1 if graphs else 0)):  # a graph is recorded after its warm-up
         step()
     sync(device)
-    flops = count_flops(step)
+    flops = count_flops(eager_step)  # a graph replay runs no ops that could be counted
     memory = peak_memory_mb(device)  # before the classic loop allocates its float copy of the data
     loops = {"ganforge": step}
     use_classic = classic and cfg.model == "dcgan" and data is not None and data.dim() == 4
@@ -187,6 +208,8 @@ def bench(config, *, steps: int = 20, warmup: int = 3, chunk: int = 2, fraction:
             ref.step()
         classic_flops = count_flops(ref.step)
         loops["classic"] = ref.step
+    if device.type == "cuda":
+        chunk = max(chunk, 10)  # a sync every two steps would leave the GPU idle while the host launches more
     spent = interleaved_times(loops, steps, chunk, device)
 
     peak, peak_source = peak_flops(cfg.precision, device)
@@ -199,7 +222,8 @@ def bench(config, *, steps: int = 20, warmup: int = 3, chunk: int = 2, fraction:
         "ganforge": {**loop_report("ganforge", spent["ganforge"], steps, images_per_step, flops, peak,
                                    cfg.precision, memory),
                      "channels_last": trainer.gan_step.memory_format is torch.channels_last,
-                     "compile": cfg.compile, "optimizer": _optimizer_mode(trainer.opt_d)},
+                     "compile": cfg.compile, "cuda_graph": bool(graphs and graphs.recorded),
+                     "optimizer": _optimizer_mode(trainer.opt_d)},
     }
     if use_classic:
         fp32_peak = peak if cfg.precision == "fp32" else peak_flops("fp32", device)[0]
@@ -209,8 +233,8 @@ def bench(config, *, steps: int = 20, warmup: int = 3, chunk: int = 2, fraction:
         report["speedup"] = round(report["ganforge"]["img_per_s"] / report["classic"]["img_per_s"], 2)
         report["speedup_cpu_time"] = round(report["ganforge"]["img_per_cpu_s"] / report["classic"]["img_per_cpu_s"], 2)
     report["loading"] = loading_report(trainer.batches, trainer.batches.batch_size, max(steps, 20))
-    if profile:
-        report["ganforge"]["top_ops"] = top_ops(step, device)
+    if profile:  # op by op: a replayed graph shows no ops
+        report["ganforge"]["profile_eager"] = profile_step(eager_step, device)
     trainer.scratch.cleanup()
     return report
 

@@ -22,6 +22,8 @@ def add_parser(sub, name):
     p.add_argument("--precision", default="auto", help="auto (default), fp32, bf16 or fp16 for ganforge's step")
     p.add_argument("--compile", action="store_true", help="torch.compile G and D (compilation is not timed)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--cuda-graphs", default="auto", choices=("auto", "on", "off"),
+                   help="replay ganforge's step as one CUDA graph: auto (where the settings allow it), on or off")
     p.add_argument("--stream", action="store_true",
                    help="read a folder / tar / zip through DataLoader workers instead of memory (no classic loop then)")
     p.add_argument("--workers", type=int, default=None, help="DataLoader workers with --stream (default: cores, <= 8)")
@@ -47,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--fraction must be in (0, 1], got {args.fraction}")
     config = TrainConfig(data=args.data, data_dir=args.data_dir, model=args.model, batch=args.batch,
                          resolution=args.resolution, precision=args.precision, compile=args.compile,
-                         device=args.device, seed=args.seed, steps=1, stream=args.stream, workers=args.workers)
+                         cuda_graphs=args.cuda_graphs, device=args.device, seed=args.seed, steps=1, stream=args.stream,
+                         workers=args.workers)
     report = bench(config, steps=args.steps, warmup=args.warmup, fraction=args.fraction,
                    classic=not args.no_classic, profile=not args.no_profile)
     print(json.dumps(report, indent=1))
