@@ -19,6 +19,8 @@ import logging
 import torch
 from torch import nn
 
+from ganforge.train.graphs import StepGraph
+
 log = logging.getLogger("ganforge")
 
 
@@ -104,8 +106,6 @@ class FastStep:
 
     def __init__(self, step, *, device: torch.device, precision: str = "fp32", channels_last: bool = False,
                  scaler: torch.amp.GradScaler | None = None, cuda_graphs: bool = False):
-        from ganforge.train.graphs import StepGraph
-
         self.step, self.device, self.precision = step, device, precision
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if scaler is not None:
