@@ -48,3 +48,24 @@ def test_quality_precision_section_compares_auto_with_fp32(digits_cache):
     assert table["data"] == "digits" and table["steps"] == 3
     assert table["fp32"]["resolved"] == "fp32" and table["auto"]["resolved"] in ("bf16", "fp32", "fp16")
     assert table["fd_ratio_auto_to_fp32"] == round(table["auto"]["fd"] / table["fp32"]["fd"], 3)
+
+
+def test_gpu_benchmark_summarises_a_bench_report():
+    """benchmarks/gpu.py needs a GPU to run; what it reads from each `ganforge bench` report is checked here."""
+    import importlib.util
+
+    from ganforge import TrainConfig
+    from ganforge.bench.measure import bench
+
+    spec = importlib.util.spec_from_file_location("gpu_benchmark", ROOT / "benchmarks" / "gpu.py")
+    gpu = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu)
+    config = TrainConfig(data="digits", resolution=8, width=8, latent_dim=8, batch=16, precision="fp32", steps=1,
+                         device="cpu")
+    report = bench(config, steps=2, warmup=1, chunk=1, profile=True)
+    row = gpu.summary(report)
+    assert row["speedup"] == report["speedup"] and row["cuda_graph"] is False
+    assert row["ganforge_ms_per_step"] == report["ganforge"]["ms_per_step"] and row["batch"] == 16
+    assert row["eager_profile"]["top_ops"] and row["eager_profile"]["device_busy_share"] is None  # a CPU has no kernels
+    failed = {"error": "CUDA out of memory", "args": ["bench"]}
+    assert gpu.summary(failed) is failed
