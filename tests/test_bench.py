@@ -109,3 +109,15 @@ def test_bench_streams_a_folder_and_reports_loading(tmp_path):
     assert r["streamed"] and r["images"] == 40 and r["shape"] == [3, 8, 8] and "classic" not in r
     assert r["loading"]["source"] == "StreamingBatches" and r["loading"]["img_per_s"] > 0
     assert r["ganforge"]["img_per_s"] > 0
+
+
+def test_gpu_peak_is_the_spec_of_the_rate_the_convolutions_run_at(monkeypatch):
+    from ganforge.bench import measure
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
+    cuda = torch.device("cuda")
+    assert measure.peak_flops("bf16", cuda) == (989e12, "NVIDIA H200 dense bf16 spec")
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    assert measure.peak_flops("fp32", cuda)[0] == 494e12  # cuDNN runs fp32 convolutions on TF32 tensor cores
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    assert measure.peak_flops("fp32", cuda)[0] == 67e12

@@ -20,11 +20,13 @@ import time
 import torch
 
 # Dense (no sparsity) tensor-core peaks from the vendors' data sheets, FLOP/s.
+# "tf32": the tensor-core rate that cuDNN's fp32 convolutions run at while torch.backends.cudnn.allow_tf32
+# is on (PyTorch's default), so fp32 conv models are compared against it rather than the plain fp32 rate.
 GPU_DENSE_PEAK = {
-    "H100": {"bf16": 989e12, "fp16": 989e12, "fp32": 67e12},
-    "H200": {"bf16": 989e12, "fp16": 989e12, "fp32": 67e12},
-    "A100": {"bf16": 312e12, "fp16": 312e12, "fp32": 19.5e12},
-    "L4": {"bf16": 121e12, "fp16": 121e12, "fp32": 30e12},
+    "H100": {"bf16": 989e12, "fp16": 989e12, "tf32": 494e12, "fp32": 67e12},
+    "H200": {"bf16": 989e12, "fp16": 989e12, "tf32": 494e12, "fp32": 67e12},
+    "A100": {"bf16": 312e12, "fp16": 312e12, "tf32": 156e12, "fp32": 19.5e12},
+    "L4": {"bf16": 121e12, "fp16": 121e12, "tf32": 60e12, "fp32": 30e12},
 }
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -67,9 +69,11 @@ def peak_flops(precision: str, device: torch.device) -> tuple[float, str]:
     """(FLOP/s, where the figure comes from): a known GPU's dense spec, else measured."""
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
+        if precision == "fp32" and torch.backends.cudnn.allow_tf32:
+            precision = "tf32"
         for key, peaks in GPU_DENSE_PEAK.items():
             if key in name:
-                return peaks[precision], f"{name} dense spec"
+                return peaks[precision], f"{name} dense {precision} spec"
     return measured_peak_flops(precision, device), "measured: best large matmul"
 
 
