@@ -17,6 +17,7 @@ from ganforge.errors import ConfigError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
+CUDA_GRAPHS = ("auto", "on", "off")
 OPTIMIZERS = ("adam", "rmsprop")
 D_NORMS = ("batch", "layer", "spectral", "none")
 
@@ -214,7 +215,7 @@ class TrainConfig:
             raise ConfigError("--data must name a dataset or a folder")
         choices = {"loss": LOSSES, "model": MODELS, "precision": PRECISIONS, "device": DEVICES,
                    "optimizer": OPTIMIZERS, "d_norm": D_NORMS, "on_divergence": ("stop", "rollback"),
-                   "cuda_graphs": ("auto", "on", "off")}
+                   "cuda_graphs": CUDA_GRAPHS}
         for name, valid in choices.items():
             v = getattr(self, name)
             if name == "model" and v == "custom":  # the user's own modules, recorded so the run says so

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ganforge.config import CUDA_GRAPHS
+
 
 def add_parser(sub, name):
     p = sub.add_parser(name, help="measure training speed against the classic DCGAN loop (JSON)",
@@ -22,7 +24,7 @@ def add_parser(sub, name):
     p.add_argument("--precision", default="auto", help="auto (default), fp32, bf16 or fp16 for ganforge's step")
     p.add_argument("--compile", action="store_true", help="torch.compile G and D (compilation is not timed)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--cuda-graphs", default="auto", choices=("auto", "on", "off"),
+    p.add_argument("--cuda-graphs", default="auto", choices=CUDA_GRAPHS,
                    help="replay ganforge's step as one CUDA graph: auto (where the settings allow it), on or off")
     p.add_argument("--stream", action="store_true",
                    help="read a folder / tar / zip through DataLoader workers instead of memory (no classic loop then)")

@@ -10,7 +10,7 @@ from ganforge.cli.options import add_config_flags, config_overrides
 # Settings that may change when a run is resumed; the rest would make it a different run.
 RESUMABLE = {"steps", "epochs", "quiet", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "device",
              "stream", "workers", "on_divergence", "max_rollbacks", "eval_every", "eval_n",
-             "compile"}
+             "compile", "cuda_graphs"}
 
 
 def add_parser(sub, name):

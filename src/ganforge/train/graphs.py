@@ -28,7 +28,6 @@ import torch
 from ganforge.errors import ConfigError
 
 log = logging.getLogger("ganforge")
-MODES = ("auto", "on", "off")
 
 
 def blockers(config, device: torch.device, loss, distributed: bool) -> list[str]:
