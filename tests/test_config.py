@@ -52,6 +52,20 @@ def test_resolve_fills_loss_defaults():
     assert (images.latent_dim, images.r1, images.lr_decay, images.ema) == (64, 0.0, 0.0, 0.999)
 
 
+def test_conditional_runs_default_to_the_hinge_loss_at_batch_64():
+    """The nonsaturating loss, and hinge at batch 32, made one image per class on conditional Fashion-MNIST;
+    what the user sets is kept."""
+    shape = (1, 28, 28)
+    assert TrainConfig(data="fashion-mnist").resolve(60000, shape).loss == "nonsaturating"
+    conditional = TrainConfig(data="fashion-mnist", conditional=True).resolve(60000, shape)
+    assert (conditional.loss, conditional.batch, conditional.lr, conditional.lr_d) == ("hinge", 64, 4e-4, 8e-4)
+    assert TrainConfig(data="fashion-mnist", conditional=True, batch=16).resolve(60000, shape).batch == 16
+    chosen = TrainConfig(data="fashion-mnist", conditional=True, loss="nonsaturating").resolve(60000, shape)
+    assert chosen.loss == "nonsaturating"
+    critic = TrainConfig(data="fashion-mnist", conditional=True, loss="wgan-gp").resolve(60000, shape)
+    assert (critic.loss, critic.d_steps) == ("wgan-gp", 5)
+
+
 def test_epochs_become_steps():
     cfg = TrainConfig(epochs=2.0, batch=100, loss="wgan").resolve(1000, (1, 8, 8))
     assert cfg.steps == 2 * 1000 // (100 * 5) and cfg.epochs is None

@@ -52,6 +52,11 @@ LOSS_DEFAULTS: dict[str, dict[str, Any]] = {
     "wgan": {"optimizer": "rmsprop", "lr": 5e-5, "d_steps": 5},
     "wgan-gp": {"optimizer": "adam", "lr": 1e-4, "betas": (0.0, 0.9), "d_steps": 5, "d_norm": "layer"},
 }
+# Class-conditional runs, over the dataset's preset. On conditional Fashion-MNIST (width 32, 3,000 steps, the
+# preset's rates) the nonsaturating loss made one image per class: per-class spread 0.04 and 0.03 of the data's
+# (seeds 0, 1), FD 28.5 and 27.9. Hinge, the loss of projection discriminators, kept the variety at batch 64
+# (spread 0.60 and 0.55, FD 19.6 and 18.8) but not at the unconditional preset's batch 32 (0.06, FD 27.4).
+CONDITIONAL_DEFAULTS = {"loss": "hinge", "batch": 64}
 COMMON_DEFAULTS = {"optimizer": "adam", "lr": 2e-4, "betas": (0.5, 0.999), "d_steps": 1, "d_norm": "batch",
                    "ema": 0.999, "latent_dim": 64, "r1": 0.0, "lr_decay": 0.0}
 
@@ -79,7 +84,8 @@ class TrainConfig:
                                   "dcgan and mlp) or none (default batch for dcgan; wgan-gp: layer)")
     conditional: bool = _f(False, "class-conditional GAN: G and D get each sample's class (needs labels: digits, "
                                   "mnist, fashion-mnist or a folder with one sub-folder per class)")
-    loss: str = _f("nonsaturating", "minimax, nonsaturating, wgan, wgan-gp, hinge, lsgan or ragan")
+    loss: str | None = _f(None, "minimax, nonsaturating, wgan, wgan-gp, hinge, lsgan or ragan (default nonsaturating; "
+                                "hinge for --conditional)")
     d_steps: int | None = _f(None, "D updates per G update (1; 5 for Wasserstein losses)")
     g_steps: int = _f(1, "G updates after each round of D updates")
     # stabilisers
@@ -242,8 +248,10 @@ class TrainConfig:
         if self.augment and not image:
             raise ConfigError(f"--augment transforms images, but {self.data} holds 2-D points: drop --augment")
         preset = {"model": "dcgan" if image else "mlp", **self.preset(), "resolution": sample_shape[-1] if image else None}
+        conditional = CONDITIONAL_DEFAULTS if self.conditional else {}
+        loss = self.loss or conditional.get("loss", "nonsaturating")
         # a loss family's own optimiser settings (Wasserstein critics) win over a dataset's tuned ones
-        chosen = {**COMMON_DEFAULTS, **preset, **LOSS_DEFAULTS.get(self.loss, {})}
+        chosen = {**COMMON_DEFAULTS, "loss": loss, **preset, **conditional, **LOSS_DEFAULTS.get(loss, {})}
         if self.lr is not None or chosen["lr"] != preset.get("lr"):
             chosen.pop("lr_d", None)  # a preset's D rate goes only with its G rate; otherwise lr_d = lr
         filled = {k: v for k, v in chosen.items() if k in self.__dataclass_fields__ and getattr(self, k) is None}
