@@ -29,6 +29,7 @@ def main() -> None:
     p.add_argument("--width", type=int, default=32, help="model width (half DCGAN's 64: twice the steps per CPU second)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--loss", default=None, help="default: ganforge's for a conditional run (hinge)")
+    p.add_argument("--mode-seeking", type=float, default=None, help="G's mode-seeking weight (default: ganforge's, 0)")
     p.add_argument("--n", type=int, default=5000, help="samples scored (balanced over the classes)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -49,6 +50,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = TrainConfig(data="fashion-mnist", data_dir=args.data_dir, model=args.model, conditional=True,
                           steps=args.steps, width=args.width, batch=args.batch, loss=args.loss, seed=args.seed,
+                          mode_seeking=args.mode_seeking,
                           out=args.out or f"{tmp}/run", quiet=True, sample_every=max(1, args.steps // 4))
         start, cpu_start = time.perf_counter(), time.process_time()
         run = Trainer(cfg).fit()
@@ -62,7 +64,7 @@ def main() -> None:
     spread = class_spread(fake, labels, load_dataset("fashion-mnist", data_dir=args.data_dir), run.classes)
     print(json.dumps({
         "benchmark": "conditional-fashion-mnist",
-        "model": args.model, "loss": run.config.loss, "steps": args.steps, "batch": args.batch,
+        "model": args.model, "loss": run.config.loss, "mode_seeking": run.config.mode_seeking, "steps": args.steps, "batch": args.batch,
         "width": args.width, "seed": args.seed, "threads": args.threads,
         "train_seconds": round(train_s, 1), "train_cpu_seconds": round(train_cpu_s, 1),
         "class_accuracy": round(acc["overall"], 4),

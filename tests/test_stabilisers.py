@@ -325,3 +325,63 @@ def test_augment_rejects_points_and_unknown_policies(tmp_path):
         Trainer(tiny_config(tmp_path, data="grid25", model=None, resolution=None, augment="color")).fit()
     with pytest.raises(ConfigError, match="translation, cutout"):
         tiny_config(tmp_path, augment="flip").validate()
+
+
+# ---------------------------------------------------------------- mode seeking (G)
+def test_mode_seeking_term_is_weight_over_the_image_to_noise_distance_ratio():
+    from ganforge.losses import ModeSeeking
+
+    z = torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0], [1.0, 3.0]])  # pairs (0, 2) and (1, 3): |dz| 1 and 1
+    fake = torch.tensor([[0.0, 0.0], [0.0, 0.0], [3.0, 1.0], [0.0, 0.5]])  # |dx| 2 and 0.25
+    assert ModeSeeking(0.5)(z, fake).item() == pytest.approx(0.5 / ((2 / 1 + 0.25 / 1) / 2 + 1e-5))
+    assert ModeSeeking.pair_labels(torch.tensor([3, 1, 4, 1, 5])).tolist() == [3, 1, 3, 1, 5]
+
+
+def test_mode_seeking_spreads_a_generator_that_maps_all_noise_together():
+    """Minimising the term alone makes G's images of different noise vectors differ more."""
+    from ganforge.losses import ModeSeeking
+
+    torch.manual_seed(0)
+    G = nn.Linear(4, 8)
+    with torch.no_grad():
+        G.weight.mul_(0.01)  # nearly one image for every z
+    opt = torch.optim.SGD(G.parameters(), lr=1e-4)
+    term, z = ModeSeeking(1.0), torch.randn(64, 4)
+    spread = G(z).std(0).mean().item()
+    for _ in range(20):
+        opt.zero_grad()
+        term(z, G(z)).backward()
+        opt.step()
+    assert G(z).std(0).mean().item() > 2 * spread
+
+
+def test_mode_seeking_pairs_classes_and_changes_only_g_updates():
+    """With the term on, the G phase asks each pair of fakes for one class, and G's update changes; the
+    D phase is untouched."""
+    def make(weight, num_classes):
+        torch.manual_seed(0)
+        G, D = build("mlp", (2,), latent_dim=4, width=16, num_classes=num_classes)
+        return GANStep(G, D, torch.optim.Adam(G.parameters(), lr=1e-2), torch.optim.Adam(D.parameters(), lr=1e-2),
+                       get_loss("nonsaturating", mode_seeking=weight), latent_dim=4)
+
+    real, labels = torch.randn(16, 2), torch.arange(16) % 5
+    conditional, asked = make(1.0, 5), []
+    conditional.G.register_forward_hook(lambda m, args, out: asked.append(args[1].clone()))
+    conditional.g_phase(real, labels)
+    assert asked[0][:8].tolist() == asked[0][8:].tolist() == labels[:8].tolist()
+
+    plain, seeking = make(0.0, 0), make(1.0, 0)
+    for step in (plain, seeking):
+        torch.manual_seed(1)
+        step.d_phase(real)
+    assert all(torch.equal(p, q) for p, q in zip(plain.D.parameters(), seeking.D.parameters()))
+    for step in (plain, seeking):
+        torch.manual_seed(2)
+        step.g_phase(real)
+    assert not all(torch.equal(p, q) for p, q in zip(plain.G.parameters(), seeking.G.parameters()))
+
+
+def test_mode_seeking_weight_is_validated(tmp_path):
+    with pytest.raises(ConfigError, match="--mode-seeking must be a number >= 0"):
+        tiny_config(tmp_path, mode_seeking=-1.0).validate()
+    assert tiny_config(tmp_path).resolve(100, (1, 8, 8)).mode_seeking == 0.0

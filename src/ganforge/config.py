@@ -58,7 +58,8 @@ LOSS_DEFAULTS: dict[str, dict[str, Any]] = {
 # (spread 0.60 and 0.55, FD 19.6 and 18.8) but not at the unconditional preset's batch 32 (0.06, FD 27.4).
 CONDITIONAL_DEFAULTS = {"loss": "hinge", "batch": 64}
 COMMON_DEFAULTS = {"optimizer": "adam", "lr": 2e-4, "betas": (0.5, 0.999), "d_steps": 1, "d_norm": "batch",
-                   "ema": 0.999, "latent_dim": 64, "r1": 0.0, "lr_decay": 0.0}
+                   "ema": 0.999, "latent_dim": 64, "r1": 0.0, "lr_decay": 0.0,
+                   "mode_seeking": 0.0}
 
 
 def _f(default, help: str, **meta):
@@ -95,6 +96,9 @@ class TrainConfig:
     r1: float | None = _f(None, "R1 penalty weight gamma: gamma/2 * |grad D(x)|^2 on real data (0 = off; try 0.1 "
                                 "to 10; default 0, 0.1 for 2-D points)")
     r1_every: int = _f(16, "compute the R1 penalty every N D updates (lazy, scaled by N)")
+    mode_seeking: float | None = _f(None, "weight of G's mode-seeking term (Mao et al. 2019): two noise vectors must "
+                                          "give different images; more variety within each class of a "
+                                          "--conditional run, at some class accuracy (try 0.1 to 1; 0 = off, default)")
     augment: str | None = _f(None, "DiffAugment for small image sets: comma-separated translation, cutout, color, "
                                    "applied to real and fake images alike whenever D sees them (digits: translation; none = off)")
     # optimisation
@@ -207,6 +211,10 @@ class TrainConfig:
         if self.ema is not None and (isinstance(self.ema, bool) or not isinstance(self.ema, (int, float))
                                      or not 0 <= self.ema < 1):
             raise ConfigError(f"--ema must be a decay in [0, 1) such as 0.999 (0 turns it off), got {self.ema!r}")
+        if self.mode_seeking is not None and (isinstance(self.mode_seeking, bool)
+                                              or not isinstance(self.mode_seeking, (int, float))
+                                              or not math.isfinite(self.mode_seeking) or self.mode_seeking < 0):
+            raise ConfigError(f"--mode-seeking must be a number >= 0 (0 turns it off), got {self.mode_seeking!r}")
         if self.r1 is not None and (isinstance(self.r1, bool) or not isinstance(self.r1, (int, float))
                                     or not math.isfinite(self.r1) or self.r1 < 0):
             raise ConfigError(f"--r1 must be a number >= 0 (0 turns it off), got {self.r1!r}")

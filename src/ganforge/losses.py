@@ -34,6 +34,8 @@ class GANLoss:
 
     #: Regularisers added to every D-step loss (e.g. `R1`), set by `get_loss`.
     regularizers: tuple = ()
+    #: G's mode-seeking term (`ModeSeeking`), set by `get_loss`; None: off.
+    mode_seeking = None
 
     @property
     def differentiates_gradients(self) -> bool:
@@ -212,15 +214,39 @@ class R1:
         return (self.gamma / 2 * self.every) * grad.flatten(1).pow(2).sum(dim=1).mean()
 
 
+class ModeSeeking:
+    """Mode-seeking term of G (Mao et al. 2019, MSGAN): weight / (mean |G(z1) - G(z2)| / |z1 - z2|), over
+    pairs of noise vectors (the first half of the batch against the second). It grows when two different
+    noise vectors give the same image, the collapse of a conditional G that makes one image per class.
+    For a conditional G the two fakes of a pair are asked for the same class (`pair_labels`)."""
+
+    def __init__(self, weight: float):
+        self.weight = weight
+
+    @staticmethod
+    def pair_labels(labels: torch.Tensor) -> torch.Tensor:
+        half = len(labels) // 2
+        return torch.cat([labels[:half], labels[:half], labels[2 * half:]])
+
+    def __call__(self, z: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        half = len(z) // 2
+        image_distance = (fake[:half] - fake[half:2 * half]).abs().flatten(1).mean(dim=1)
+        noise_distance = (z[:half] - z[half:2 * half]).abs().mean(dim=1)
+        return self.weight / ((image_distance / noise_distance).mean() + 1e-5)
+
+
 LOSSES = {cls.name: cls for cls in (Minimax, NonSaturating, WGAN, WGANGP, Hinge, LSGAN, RelativisticAverage)}
 
 
-def get_loss(name: str, r1: float = 0.0, r1_every: int = 1) -> GANLoss:
-    """The loss `name`, with an R1 penalty of weight `r1` (every `r1_every` D updates) when r1 > 0."""
+def get_loss(name: str, r1: float = 0.0, r1_every: int = 1, mode_seeking: float = 0.0) -> GANLoss:
+    """The loss `name`, with an R1 penalty of weight `r1` (every `r1_every` D updates) when r1 > 0, and
+    G's mode-seeking term of weight `mode_seeking` when it is > 0."""
     try:
         loss = LOSSES[name]()
     except KeyError:
         raise ConfigError(f"unknown loss '{name}': use one of {', '.join(LOSSES)}") from None
     if r1 > 0:
         loss.regularizers = (R1(r1, r1_every),)
+    if mode_seeking > 0:
+        loss.mode_seeking = ModeSeeking(mode_seeking)
     return loss

@@ -61,12 +61,18 @@ class GANStep:
 
     def g_phase(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Update G through a frozen D: fakes are scored with the target "real". D does not learn here."""
-        y = () if labels is None else (labels,)
+        mode_seeking = self.loss.mode_seeking  # None unless asked for
+        fake_labels = mode_seeking.pair_labels(labels) if mode_seeking and labels is not None else labels
+        y, fake_y = ((), ()) if labels is None else ((labels,), (fake_labels,))
         self.D.requires_grad_(False)  # gradients pass through D's activations, never into its weights
         try:
-            fake_logits = self.D(self.G(self.noise(real.shape[0], real), *y), *y)
+            z = self.noise(real.shape[0], real)
+            fake = self.G(z, *fake_y)
+            fake_logits = self.D(fake, *fake_y)
             real_logits = self.D(real, *y) if self.loss.uses_real_in_g else None
             loss = self.loss.g_loss(fake_logits, real_logits)
+            if mode_seeking:
+                loss = loss + mode_seeking(z, fake)
             self.update(loss, self.opt_g)
         finally:
             self.D.requires_grad_(True)

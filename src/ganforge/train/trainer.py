@@ -241,7 +241,7 @@ class Trainer:
         self.config = cfg = cfg.replace(precision=precision)
         # torch.compile on a GPU mis-strides the backward of a channels_last convolution (seen with torch 2.11)
         channels_last = not (cfg.compile and self.device.type == "cuda") and speed.to_channels_last(self.G, self.D)
-        self.loss = get_loss(cfg.loss, r1=cfg.r1, r1_every=cfg.r1_every)
+        self.loss = get_loss(cfg.loss, r1=cfg.r1, r1_every=cfg.r1_every, mode_seeking=cfg.mode_seeking)
         cuda_graphs = graphs.wanted(cfg, self.device, self.loss, self.dist.enabled)  # replay the step as one graph
         self.opt_g = make_optimizer(cfg.optimizer, self.G.parameters(), cfg.lr, cfg.betas, self.device, cuda_graphs)
         self.opt_d = make_optimizer(cfg.optimizer, self.D.parameters(), cfg.lr_d, cfg.betas, self.device, cuda_graphs)
