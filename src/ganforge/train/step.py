@@ -12,7 +12,8 @@ G and D form one pipeline, noise -> G -> image -> D -> one number. A step is:
 A class-conditional GAN passes each real batch's labels along: D judges (image, class) pairs, and the
 fakes are asked for the classes of the real batch beside them, a random draw from the data's class
 distribution, so that D sees real and fake for the same classes. Then G(z, y) and D(x, y); otherwise
-G(z) and D(x).
+G(z) and D(x). With `--mode-seeking`, G's loss also keeps the fakes of different noise apart, and in a
+conditional G phase each pair of fakes is asked for one class.
 
 The loss object (`ganforge.losses`) supplies the formulas; this file decides which network learns in
 which phase. Nothing here touches files or the host: the statistics stay on the device until the
