@@ -211,13 +211,10 @@ class TrainConfig:
         if self.ema is not None and (isinstance(self.ema, bool) or not isinstance(self.ema, (int, float))
                                      or not 0 <= self.ema < 1):
             raise ConfigError(f"--ema must be a decay in [0, 1) such as 0.999 (0 turns it off), got {self.ema!r}")
-        if self.mode_seeking is not None and (isinstance(self.mode_seeking, bool)
-                                              or not isinstance(self.mode_seeking, (int, float))
-                                              or not math.isfinite(self.mode_seeking) or self.mode_seeking < 0):
-            raise ConfigError(f"--mode-seeking must be a number >= 0 (0 turns it off), got {self.mode_seeking!r}")
-        if self.r1 is not None and (isinstance(self.r1, bool) or not isinstance(self.r1, (int, float))
-                                    or not math.isfinite(self.r1) or self.r1 < 0):
-            raise ConfigError(f"--r1 must be a number >= 0 (0 turns it off), got {self.r1!r}")
+        for name in ("r1", "mode_seeking"):  # weights of optional terms: 0 turns them off
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0):
+                raise ConfigError(f"--{name.replace('_', '-')} must be a number >= 0 (0 turns it off), got {v!r}")
         if self.augment not in (None, "", "none"):
             from ganforge.augment import parse_policy
             parse_policy(self.augment)
