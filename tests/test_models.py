@@ -3,7 +3,7 @@ import torch
 
 from ganforge.errors import ConfigError
 from ganforge.models import build
-from ganforge.models.dcgan import SUPPORTED
+from ganforge.models.dcgan import SUPPORTED, LatentProjection
 
 
 @pytest.mark.parametrize("resolution", [8, 16, 28, 32, 64])
@@ -20,6 +20,28 @@ def test_dcgan_init_follows_paper():
     G, D = build("dcgan", (1, 64, 64), latent_dim=100)
     w = torch.cat([m.weight.flatten() for m in D.modules() if isinstance(m, torch.nn.Conv2d)])
     assert w.mean().abs() < 2e-3 and abs(w.std().item() - 0.02) < 2e-3
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_latent_projection_is_the_transposed_convolution(channels_last):
+    """G's first layer as a matrix product: the values, the layout and the gradients of the transposed
+    convolution it replaces, from the same weights."""
+    torch.manual_seed(0)
+    layer = LatentProjection(6, 5, 7)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    layer.to(memory_format=layout)
+    z = torch.randn(4, 6, 1, 1, requires_grad=True)
+    fast = layer(z)
+    fast.square().sum().backward()
+    grads = z.grad.clone(), layer.weight.grad.clone()
+    z.grad, layer.weight.grad = None, None
+    slow = torch.nn.ConvTranspose2d.forward(layer, z)
+    slow.square().sum().backward()
+    assert fast.shape == slow.shape == (4, 5, 7, 7)
+    assert fast.is_contiguous(memory_format=layout)
+    torch.testing.assert_close(fast, slow)
+    torch.testing.assert_close(grads[0], z.grad)
+    torch.testing.assert_close(grads[1], layer.weight.grad)
 
 
 def test_unsupported_resolution_is_a_clear_error():

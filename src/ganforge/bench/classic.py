@@ -7,6 +7,7 @@ What makes it "classic" (and what ganforge's own loop does differently):
   - data come from a torch DataLoader over a TensorDataset of float images normalised to [-1, 1]
     on the host (ganforge: uint8 in memory, gathered and normalised on the device);
   - one G forward per step: the D phase scores `fake.detach()`, the G phase reuses the same `fake`;
+  - G's first layer runs through the transposed-convolution kernel (ganforge: one matrix product);
   - D is not frozen in the G phase, so D's gradients are computed there too (then zeroed next step);
   - D's real and fake terms are two separate backward passes;
   - `.item()` on the losses and D's outputs every step (a host sync each step);
@@ -31,6 +32,9 @@ def classic_models(data_shape: tuple[int, int, int], latent_dim: int = 64, width
     from ganforge.models import build
 
     G, D = build("dcgan", data_shape, latent_dim=latent_dim, width=width)
+    # G's first layer computed as dcgan/main.py computes it: by the transposed-convolution kernel
+    # (ganforge runs it as the equivalent matrix product, models/dcgan.py: LatentProjection)
+    G.net[0].__class__ = nn.ConvTranspose2d
     return G, nn.Sequential(D, nn.Sigmoid())
 
 
