@@ -26,7 +26,7 @@ D_NORMS = ("batch", "layer", "spectral", "none")
 # twice as fast as G; a small R1 penalty (0.1; 0.03 and 0.3 were worse) lets the game settle; both rates
 # decay to 0 over the second half, and a short EMA (0.99) follows those last, sharpest weights. Quality
 # keeps rising with steps (seed 4: 92.2% high quality at 9,000, 94.8% at 12,000; a longer decay, a slower EMA
-# or a batch of 512 did not beat that): both get 12,000, about 43 s on one thread in fp32.
+# or a batch of 512 did not beat that): both get 12,000, about 50 s on one thread in fp32.
 MIXTURE_PRESET = {"batch": 256, "width": 128, "latent_dim": 2, "lr": 1e-3, "lr_d": 2e-3, "betas": (0.5, 0.9),
                   "r1": 0.1, "lr_decay": 0.5, "ema": 0.99}
 
