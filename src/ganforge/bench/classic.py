@@ -1,12 +1,12 @@
 """The classic reference loop: how a DCGAN is trained in pytorch/examples `dcgan/main.py`, on
 ganforge's DCGAN architecture, so speed and quality can be compared against a well-known baseline.
 
-What makes it "classic" (and what ganforge's own loop does differently; both run G once per step,
-the G phase reusing the D phase's fakes):
+What makes it "classic" (and what ganforge's own loop does differently):
   - D ends in a Sigmoid and the loss is nn.BCELoss on probabilities (ganforge: logits + softplus);
   - fp32, contiguous (NCHW) tensors, eager mode (cuDNN's autotuner on, as in dcgan/main.py);
   - data come from a torch DataLoader over a TensorDataset of float images normalised to [-1, 1]
     on the host (ganforge: uint8 in memory, gathered and normalised on the device);
+  - one G forward per step: the D phase scores `fake.detach()`, the G phase reuses the same `fake`;
   - G's first layer runs through the transposed-convolution kernel (ganforge: one matrix product);
   - D is not frozen in the G phase, so D's gradients are computed there too (then zeroed next step);
   - D's real and fake terms are two separate backward passes;

@@ -3,14 +3,11 @@
 G and D form one pipeline, noise -> G -> image -> D -> one number. A step is:
 
   D phase (k times): D sees a real batch (target "real") and G's fakes (target "fake").
-                     G is held fixed: D sees the fakes detached from G, so G gets no gradient.
+                     G is held fixed: its output is produced without a graph, so G gets no gradient.
                      Only D's optimiser steps.
-  G phase:           the fakes go through D again, now with the target "real". Gradients flow back
-                     through D into G, but D's parameters are frozen (requires_grad off), so they get
-                     no gradient and do not change. Only G's optimiser steps.
-
-As in pytorch/examples' dcgan/main.py, the G phase reuses the last D phase's fakes (G ran once, with
-its graph kept), which saves one forward pass of G per step; later G updates draw new fakes.
+  G phase:           fresh fakes go through D with the target "real". Gradients flow back through D
+                     into G, but D's parameters are frozen (requires_grad off), so they get no
+                     gradient and do not change. Only G's optimiser steps.
 
 A class-conditional GAN passes each real batch's labels along: D judges (image, class) pairs, and the
 fakes are asked for the classes of the real batch beside them, a random draw from the data's class
@@ -49,35 +46,29 @@ class GANStep:
     def noise(self, n: int, like: torch.Tensor) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, device=like.device)
 
-    def d_phase(self, real: torch.Tensor, labels: torch.Tensor | None = None,
-                keep_fake: bool = False) -> tuple[torch.Tensor, ...]:
-        """Update D on one real batch and as many fakes. G does not learn here. Returns the D loss, D's
-        outputs and the fakes; with `keep_fake` the fakes keep G's graph, for the G phase to reuse."""
+    def d_phase(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        """Update D on one real batch and as many fakes. G does not learn here."""
         y = () if labels is None else (labels,)  # the class goes into G and D only when conditional
-        with torch.set_grad_enabled(keep_fake):  # no graph through G unless the G phase reuses the fakes
+        with torch.no_grad():  # G held fixed: no graph through G, so no gradient can reach it
             fake = self.G(self.noise(real.shape[0], real), *y)
-        held = fake.detach()  # G held fixed: D's loss cannot reach G's weights
-        real_logits, fake_logits = self.D(real, *y), self.D(held, *y)
+        real_logits, fake_logits = self.D(real, *y), self.D(fake, *y)
         loss = self.loss.d_loss(real_logits, fake_logits)
-        penalty = self.loss.penalty(lambda x: self.D(x, *y), real, held)
+        penalty = self.loss.penalty(lambda x: self.D(x, *y), real, fake)
         if penalty is not None:
             loss = loss + penalty
         self.update(loss, self.opt_d)
         self.loss.after_d_step(self.D)
-        return loss.detach(), real_logits.detach(), fake_logits.detach(), fake
+        return loss.detach(), real_logits.detach(), fake_logits.detach()
 
-    def g_phase(self, real: torch.Tensor, labels: torch.Tensor | None = None,
-                fake: torch.Tensor | None = None) -> torch.Tensor:
-        """Update G through a frozen D: fakes are scored with the target "real". D does not learn here.
-        `fake`: the D phase's fakes, with G's graph, for `labels` (else G draws new ones)."""
+    def g_phase(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Update G through a frozen D: fakes are scored with the target "real". D does not learn here."""
         mode_seeking = self.loss.mode_seeking  # None unless asked for
         fake_labels = mode_seeking.pair_labels(labels) if mode_seeking and labels is not None else labels
         y, fake_y = ((), ()) if labels is None else ((labels,), (fake_labels,))
         self.D.requires_grad_(False)  # gradients pass through D's activations, never into its weights
         try:
-            if fake is None or mode_seeking:
-                z = self.noise(real.shape[0], real)
-                fake = self.G(z, *fake_y)
+            z = self.noise(real.shape[0], real)
+            fake = self.G(z, *fake_y)
             fake_logits = self.D(fake, *fake_y)
             real_logits = self.D(real, *y) if self.loss.uses_real_in_g else None
             loss = self.loss.g_loss(fake_logits, real_logits)
@@ -92,12 +83,10 @@ class GANStep:
         """k D updates (one per real batch), then `g_steps` G updates. Returns STATS as one device tensor.
         `labels` holds each real batch's classes for a conditional GAN (None otherwise)."""
         labels = labels or [None] * len(real_batches)
-        reuse = self.loss.mode_seeking is None  # mode seeking draws its own pairs of fakes
-        for i, (real, y) in enumerate(zip(real_batches, labels)):
-            last = i == len(real_batches) - 1
-            loss_d, real_logits, fake_logits, fake = self.d_phase(real, y, keep_fake=last and reuse)
-        for i in range(self.g_steps):  # the first G update reuses the last D phase's fakes
-            loss_g = self.g_phase(real_batches[-1], labels[-1], fake if i == 0 and reuse else None)
+        for real, y in zip(real_batches, labels):
+            loss_d, real_logits, fake_logits = self.d_phase(real, y)
+        for _ in range(self.g_steps):
+            loss_g = self.g_phase(real_batches[-1], labels[-1])
         d_real, d_fake = self.loss.readout(real_logits.float(), fake_logits.float())
         return torch.stack([loss_d.float(), loss_g.float(), d_real.mean(), d_fake.mean(),
                             self.loss.accuracy(real_logits, fake_logits).float()])
