@@ -124,6 +124,10 @@ def test_sample_and_eval_reject_bad_values(tmp_path, capsys):
     one_line_error(["sample", tmp_path / "r", "--device", "tpu"], capsys, "unknown device 'tpu'", "cpu")
     one_line_error(["sample", tmp_path / "r", "--out", tmp_path / "x.gif"], capsys, ".png or .npy")
     one_line_error(["eval", tmp_path / "r", "--n", "1"], capsys, "--n must be at least 2")
+    one_line_error(["sample", tmp_path / "r", "--drop-stretched", "1"], capsys, "--drop-stretched", "[0, 1)")
+    one_line_error(["eval", tmp_path / "r", "--drop-stretched", "-0.5"], capsys, "--drop-stretched", "[0, 1)")
+    one_line_error(["sample", tmp_path / "r", "--interpolate", "--drop-stretched", "0.1"], capsys,
+                   "does not apply to --interpolate")
 
 
 def test_existing_run_directory(tmp_path, capsys):

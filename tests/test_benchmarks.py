@@ -29,6 +29,10 @@ def test_quality_points_section_reports_worst_seed_against_targets():
     assert summary["worst"]["hq"] == min(r["hq"] for r in runs)
     assert summary["worst"]["seconds"] == max(r["seconds"] for r in runs)
     assert summary["target"]["modes"] == 25 and summary["all_targets_met"] is False  # 20 steps cannot do it
+    dropped = out["points"]["summary_drop_stretched"]["grid25"]  # the same runs, 5% of each sample set dropped
+    assert out["points"]["protocol"]["drop_stretched"] == 0.05
+    assert dropped["worst"]["hq"] == min(r["drop_stretched"]["hq"] for r in runs)
+    assert dropped["worst"]["seconds"] == summary["worst"]["seconds"]
 
 
 def test_losses_benchmark_reports_every_run():

@@ -129,7 +129,8 @@ def test_dataset_files_never_traceback(blobs, good, stream):
 
 @SETTINGS
 @given(command=st.sampled_from(["sample", "eval"]), run=st.one_of(junk, st.sampled_from(["RUN", "RUN/checkpoints"])),
-       extra=st.lists(st.sampled_from(["--n", "--seed", "--device", "--out", "--features", "--split", "--interpolate"])
+       extra=st.lists(st.sampled_from(["--n", "--seed", "--device", "--out", "--features", "--split", "--interpolate",
+                                      "--drop-stretched"])
                       .flatmap(lambda f: st.tuples(st.just(f), st.one_of(small_int, junk))), max_size=3))
 def test_sample_and_eval_flags_never_traceback(trained_run, command, run, extra):
     argv = [command, run.replace("RUN", str(trained_run))]

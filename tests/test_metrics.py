@@ -261,7 +261,7 @@ def test_eval_command_writes_eval_json(digits_env, tmp_path, monkeypatch, capsys
     class FakeRun:
         dir, config, conditional = tmp_path, Cfg(), False
 
-        def sample(self, n, seed=0):
+        def sample(self, n, seed=0, drop_stretched=0.0):
             return mixture_modes("grid25")[:20].repeat(n // 20 + 1, 1)[:n]
 
     monkeypatch.setattr(run_module, "load_run", lambda path, device="cpu", checkpoint=None: FakeRun())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ganforge.cli.options import add_drop_stretched_flag
+
 
 def add_parser(sub, name):
     p = sub.add_parser(name, help="measure a trained run: modes for 2-D data, FD/KID/coverage for images",
@@ -25,6 +27,7 @@ def add_parser(sub, name):
     p.add_argument("--device", default="cpu", help="cpu or cuda (for the generator)")
     p.add_argument("--checkpoint", default=None,
                    help="best (the best by --eval-every during training), latest (default) or a step number")
+    add_drop_stretched_flag(p)
     p.set_defaults(handler=run)
 
 
@@ -40,11 +43,12 @@ def run(args: argparse.Namespace) -> int:
     cfg = run_.config
     # a conditional run is sampled for its classes in turn (a balanced set), and scored on them too
     labels_fn = run_.labels_for if run_.conditional else None
-    result = evaluate(lambda n: run_.sample(n, seed=args.seed), cfg.data, data_dir=cfg.data_dir, n=args.n,
+    result = evaluate(lambda n: run_.sample(n, seed=args.seed, drop_stretched=args.drop_stretched), cfg.data,
+                      data_dir=cfg.data_dir, n=args.n,
                       features=args.features, resolution=getattr(cfg, "resolution", None), split=args.split,
                       labels_fn=labels_fn)
     result = json_safe({"run": str(run_.dir), "checkpoint": args.checkpoint or "latest", "sample_seed": args.seed,
-                        **result})
+                        "drop_stretched": args.drop_stretched, **result})
     text = json.dumps(result, indent=1)
     out = run_.dir / "eval.json"
     try:

@@ -37,3 +37,11 @@ def config_overrides(args: argparse.Namespace) -> dict:
     """The config fields the user set on the command line."""
     names = {f.name for f in fields(TrainConfig)}
     return {k: v for k, v in vars(args).items() if k in names}
+
+
+def add_drop_stretched_flag(parser: argparse.ArgumentParser) -> None:
+    """`ganforge sample` and `ganforge eval` draw samples the same way."""
+    parser.add_argument("--drop-stretched", type=float, default=0.0, metavar="FRACTION",
+                        help="drop this fraction of samples, those whose noise G stretches most: the samples between "
+                             "the modes it learned (JBTopK, Tanielian et al. 2020; e.g. 0.05; default 0 = keep all). "
+                             "Costs one extra pass per noise dimension, at most 16")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ganforge.cli.options import add_drop_stretched_flag
+
 
 def add_parser(sub, name):
     p = sub.add_parser(name, help="generate samples from a trained run",
@@ -20,6 +22,7 @@ def add_parser(sub, name):
                    help="conditional runs: samples of this class only (index or name); by default the grid has "
                         "one row per class")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    add_drop_stretched_flag(p)
     p.set_defaults(handler=run)
 
 
@@ -36,14 +39,17 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.class_ is not None:
         run_.class_index(args.class_)  # a clear error for an unconditional run or an unknown class
+    if args.interpolate and args.drop_stretched:
+        raise ConfigError("--drop-stretched does not apply to --interpolate (a latent walk keeps every step): "
+                          "leave out one of them")
     if args.interpolate:
         rows = max(1, min(args.n // 10, 16)) if args.n >= 10 else 1
         samples, nrow = run_.interpolate(rows=rows, steps=10, seed=args.seed, labels=args.class_), 10
     elif run_.conditional and args.class_ is None and out.suffix == ".png":  # one row per class
         labels, nrow = run_.class_rows(args.n)
-        samples = run_.sample(len(labels), seed=args.seed, labels=labels)
+        samples = run_.sample(len(labels), seed=args.seed, labels=labels, drop_stretched=args.drop_stretched)
     else:
-        samples, nrow = run_.sample(args.n, seed=args.seed, labels=args.class_), None
+        samples, nrow = run_.sample(args.n, seed=args.seed, labels=args.class_, drop_stretched=args.drop_stretched), None
     try:
         if out.suffix == ".npy":
             out.parent.mkdir(parents=True, exist_ok=True)

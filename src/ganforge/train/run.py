@@ -27,6 +27,38 @@ def generate(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None, 
     return torch.cat(out)
 
 
+@torch.no_grad()  # forward-mode derivatives need no graph
+def stretch(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None, device: torch.device | str = "cpu",
+            chunk: int = 500, directions: int = 16, generator: torch.Generator | None = None) -> torch.Tensor:
+    """How much G stretches the noise at each z: the squared Frobenius norm of its Jacobian, |dG/dz|^2, (N,).
+
+    A continuous G that learned well-separated modes must still cross the gaps between them somewhere,
+    and does so where it stretches the noise most: those samples are the ones between the modes
+    (Tanielian et al. 2020, "Learning disconnected manifolds: a no GAN's land"). Exact, one forward-mode
+    derivative per noise dimension, for up to `directions` dimensions; above that Hutchinson's unbiased
+    estimate, the mean of |J v|^2 over `directions` random v ~ N(0, I) per sample.
+    """
+    was_training = G.training
+    G.eval()
+    dim, out = z.shape[1], []
+    for start in range(0, len(z), chunk):
+        zc = z[start:start + chunk].to(device)
+        y = () if labels is None else (labels[start:start + chunk].to(device),)
+        basis = dim <= directions
+        total = torch.zeros(len(zc), device=device)
+        for k in range(dim if basis else directions):
+            if basis:
+                v = torch.zeros_like(zc)
+                v[:, k] = 1
+            else:
+                v = torch.randn(zc.shape, generator=generator).to(device)
+            _, jv = torch.func.jvp(lambda u: G(u, *y), (zc,), (v,))
+            total += jv.float().flatten(1).pow(2).sum(1)
+        out.append((total if basis else total / directions).cpu())
+    G.train(was_training)
+    return torch.cat(out)
+
+
 def class_rows(num_classes: int, n: int) -> tuple[torch.Tensor, int]:
     """Labels for a sample grid with one row per class, ceil(n / num_classes) samples per row, and that row length."""
     per_row = max(1, math.ceil(n / num_classes))
@@ -100,10 +132,33 @@ class Run:
         return class_rows(len(self.classes), n)
 
     # ------------------------------------------------------------------ sampling
-    def sample(self, n: int, seed: int = 0, labels=None, ema: bool = True) -> torch.Tensor:
+    def sample(self, n: int, seed: int = 0, labels=None, ema: bool = True, drop_stretched: float = 0.0) -> torch.Tensor:
         """n new samples; the same seed gives the same samples. For a conditional run, `labels` says which
-        classes (one class index or name for all, or one per sample; default: the classes in turn)."""
-        return self.generate(self.noise(n, seed), self.labels_for(n, labels), ema=ema)
+        classes (one class index or name for all, or one per sample; default: the classes in turn).
+
+        drop_stretched = f > 0 draws n / (1 - f) noise vectors (rounded up, per class when conditional) and
+        keeps the n that G stretches least (`stretch`): it drops the samples G puts between the modes it
+        learned (JBTopK, Tanielian et al. 2020), at the cost of one forward-mode pass per noise dimension
+        (at most 16)."""
+        if not 0 <= drop_stretched < 1:
+            raise ConfigError(f"--drop-stretched is the fraction of samples to drop, in [0, 1): got {drop_stretched}")
+        y = self.labels_for(n, labels)
+        z = self.noise(n, seed) if not drop_stretched else self.unstretched_noise(n, seed, y, drop_stretched, ema)
+        return self.generate(z, y, ema=ema)
+
+    def unstretched_noise(self, n: int, seed: int, labels: torch.Tensor | None, fraction: float, ema: bool) -> torch.Tensor:
+        """n noise vectors, the least stretched of n / (1 - fraction) drawn (of each class's share when conditional)."""
+        G = self.G_ema if ema and self.G_ema is not None else self.G
+        g = torch.Generator().manual_seed(seed)  # its first n draws are noise(n, seed)
+        z = torch.empty(n, self.latent_dim)
+        groups = [torch.arange(n)] if labels is None else [(labels == c).nonzero().view(-1) for c in labels.unique()]
+        for idx in groups:
+            m = math.ceil(len(idx) / (1 - fraction))
+            candidates = torch.randn(m, self.latent_dim, generator=g)
+            y = None if labels is None else labels[idx[:1]].expand(m)
+            keep = stretch(G, candidates, y, self.device, generator=g).argsort()[:len(idx)].sort().values
+            z[idx] = candidates[keep]
+        return z
 
     def interpolate(self, rows: int = 8, steps: int = 10, seed: int = 0, labels=None) -> torch.Tensor:
         """A latent walk: each row goes in a straight line between two random noise vectors (for a
