@@ -41,10 +41,10 @@ def stretch(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None, d
     was_training = G.training
     G.eval()
     dim, out = z.shape[1], []
+    basis = dim <= directions
     for start in range(0, len(z), chunk):
         zc = z[start:start + chunk].to(device)
         y = () if labels is None else (labels[start:start + chunk].to(device),)
-        basis = dim <= directions
         total = torch.zeros(len(zc), device=device)
         for k in range(dim if basis else directions):
             if basis:
@@ -88,13 +88,16 @@ class Run:
     def noise(self, n: int, seed: int = 0) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, generator=torch.Generator().manual_seed(seed))
 
+    def generator(self, ema: bool = True) -> nn.Module:
+        """The EMA generator when the run kept one and `ema` asks for it, else G as trained."""
+        return self.G_ema if ema and self.G_ema is not None else self.G
+
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, ema: bool = True) -> torch.Tensor:
         """G(z) (G(z, labels) when conditional) in evaluation mode: uint8 (N, C, H, W) images or float (N, 2)
         points, on the CPU. Uses the EMA generator when the run has one, unless ema=False."""
         from ganforge.data.dataset import to_uint8
 
-        G = self.G_ema if ema and self.G_ema is not None else self.G
-        out = generate(G, z, labels, self.device)
+        out = generate(self.generator(ema), z, labels, self.device)
         return to_uint8(out) if self.is_image else out
 
     # ------------------------------------------------------------------ classes
@@ -148,7 +151,7 @@ class Run:
 
     def unstretched_noise(self, n: int, seed: int, labels: torch.Tensor | None, fraction: float, ema: bool) -> torch.Tensor:
         """n noise vectors, the least stretched of n / (1 - fraction) drawn (of each class's share when conditional)."""
-        G = self.G_ema if ema and self.G_ema is not None else self.G
+        G = self.generator(ema)
         g = torch.Generator().manual_seed(seed)  # its first n draws are noise(n, seed)
         z = torch.empty(n, self.latent_dim)
         groups = [torch.arange(n)] if labels is None else [(labels == c).nonzero().view(-1) for c in labels.unique()]
