@@ -88,7 +88,8 @@ def points_table(names, seeds, steps, n, drop: float, out_dir: Path) -> dict:
             if drop:
                 start = time.perf_counter()
                 r = evaluate(lambda k: run.sample(k, seed=1000 + seed, drop_stretched=drop), name, n=n)
-                rows[-1]["drop_stretched"] = {**mode_result(r), "sampling_seconds": round(time.perf_counter() - start, 2)}
+                seconds = round(time.perf_counter() - start, 2)
+                rows[-1]["drop_stretched"] = {**mode_result(r), "sampling_seconds": seconds}
             print(f"{name} seed {seed}: {rows[-1]}", file=sys.stderr)
     out = {"protocol": {"n_fake": n, "high_quality": "< 3 std from the nearest mode",
                         "config": "ganforge defaults for the dataset (mlp, nonsaturating)", "drop_stretched": drop},

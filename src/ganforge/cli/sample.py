@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
         labels, nrow = run_.class_rows(args.n)
         samples = run_.sample(len(labels), seed=args.seed, labels=labels, drop_stretched=args.drop_stretched)
     else:
-        samples, nrow = run_.sample(args.n, seed=args.seed, labels=args.class_, drop_stretched=args.drop_stretched), None
+        samples = run_.sample(args.n, seed=args.seed, labels=args.class_, drop_stretched=args.drop_stretched)
+        nrow = None
     try:
         if out.suffix == ".npy":
             out.parent.mkdir(parents=True, exist_ok=True)

@@ -144,12 +144,14 @@ class Run:
         learned (JBTopK, Tanielian et al. 2020), at the cost of one forward-mode pass per noise dimension
         (at most 16)."""
         if not 0 <= drop_stretched < 1:
-            raise ConfigError(f"--drop-stretched is the fraction of samples to drop, in [0, 1): got {drop_stretched}")
+            raise ConfigError(f"--drop-stretched is the fraction of samples to drop, in [0, 1) such as 0.05: "
+                              f"got {drop_stretched}")
         y = self.labels_for(n, labels)
         z = self.noise(n, seed) if not drop_stretched else self.unstretched_noise(n, seed, y, drop_stretched, ema)
         return self.generate(z, y, ema=ema)
 
-    def unstretched_noise(self, n: int, seed: int, labels: torch.Tensor | None, fraction: float, ema: bool) -> torch.Tensor:
+    def unstretched_noise(self, n: int, seed: int, labels: torch.Tensor | None, fraction: float,
+                          ema: bool) -> torch.Tensor:
         """n noise vectors, the least stretched of n / (1 - fraction) drawn (of each class's share when conditional)."""
         G = self.generator(ema)
         g = torch.Generator().manual_seed(seed)  # its first n draws are noise(n, seed)
