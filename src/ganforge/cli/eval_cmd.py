@@ -44,9 +44,8 @@ def run(args: argparse.Namespace) -> int:
     # a conditional run is sampled for its classes in turn (a balanced set), and scored on them too
     labels_fn = run_.labels_for if run_.conditional else None
     result = evaluate(lambda n: run_.sample(n, seed=args.seed, drop_stretched=args.drop_stretched), cfg.data,
-                      data_dir=cfg.data_dir, n=args.n,
-                      features=args.features, resolution=getattr(cfg, "resolution", None), split=args.split,
-                      labels_fn=labels_fn)
+                      data_dir=cfg.data_dir, n=args.n, features=args.features,
+                      resolution=getattr(cfg, "resolution", None), split=args.split, labels_fn=labels_fn)
     result = json_safe({"run": str(run_.dir), "checkpoint": args.checkpoint or "latest", "sample_seed": args.seed,
                         "drop_stretched": args.drop_stretched, **result})
     text = json.dumps(result, indent=1)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 
@@ -13,17 +14,26 @@ from ganforge.config import TrainConfig
 from ganforge.errors import CheckpointError, ConfigError
 
 
+@contextlib.contextmanager
+def eval_mode(G: nn.Module):
+    """G in evaluation mode (BatchNorm uses its running statistics), put back as it was afterwards."""
+    was_training = G.training
+    G.eval()
+    try:
+        yield G
+    finally:
+        G.train(was_training)
+
+
 @torch.no_grad()
 def generate(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None, device: torch.device | str = "cpu",
              chunk: int = 500) -> torch.Tensor:
     """G(z) (or G(z, labels) for a conditional G) in evaluation mode, in chunks, as float on the CPU."""
-    was_training = G.training
-    G.eval()
     out = []
-    for start in range(0, len(z), chunk):
-        y = () if labels is None else (labels[start:start + chunk].to(device),)
-        out.append(G(z[start:start + chunk].to(device), *y).float().cpu())
-    G.train(was_training)
+    with eval_mode(G):
+        for start in range(0, len(z), chunk):
+            y = () if labels is None else (labels[start:start + chunk].to(device),)
+            out.append(G(z[start:start + chunk].to(device), *y).float().cpu())
     return torch.cat(out)
 
 
@@ -38,24 +48,22 @@ def stretch(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None, d
     derivative per noise dimension, for up to `directions` dimensions; above that Hutchinson's unbiased
     estimate, the mean of |J v|^2 over `directions` random v ~ N(0, I) per sample.
     """
-    was_training = G.training
-    G.eval()
     dim, out = z.shape[1], []
     basis = dim <= directions
-    for start in range(0, len(z), chunk):
-        zc = z[start:start + chunk].to(device)
-        y = () if labels is None else (labels[start:start + chunk].to(device),)
-        total = torch.zeros(len(zc), device=device)
-        for k in range(dim if basis else directions):
-            if basis:
-                v = torch.zeros_like(zc)
-                v[:, k] = 1
-            else:
-                v = torch.randn(zc.shape, generator=generator).to(device)
-            _, jv = torch.func.jvp(lambda u: G(u, *y), (zc,), (v,))
-            total += jv.float().flatten(1).pow(2).sum(1)
-        out.append((total if basis else total / directions).cpu())
-    G.train(was_training)
+    with eval_mode(G):
+        for start in range(0, len(z), chunk):
+            zc = z[start:start + chunk].to(device)
+            y = () if labels is None else (labels[start:start + chunk].to(device),)
+            total = torch.zeros(len(zc), device=device)
+            for k in range(dim if basis else directions):
+                if basis:
+                    v = torch.zeros_like(zc)
+                    v[:, k] = 1
+                else:
+                    v = torch.randn(zc.shape, generator=generator).to(device)
+                _, jv = torch.func.jvp(lambda u: G(u, *y), (zc,), (v,))
+                total += jv.float().flatten(1).pow(2).sum(1)
+            out.append((total if basis else total / directions).cpu())
     return torch.cat(out)
 
 
