@@ -50,3 +50,43 @@ def test_a_graphed_run_resumes_exactly(tmp_path, deterministic):
     resumed.fit()
     assert resumed.gan_step.graph.recorded
     assert torch.equal(weights(full), weights(resumed))
+
+
+def test_a_streamed_run_records_its_step_while_the_loader_pins_memory(tmp_path):
+    """The DataLoader's pin-memory thread keeps working while the main thread records the step."""
+    import numpy as np
+    from PIL import Image
+
+    from ganforge import Trainer
+
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        (tmp_path / "images").mkdir(exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, size=(12, 12), dtype=np.uint8)).save(tmp_path / "images" / f"{i}.png")
+    trainer = Trainer(gpu_config(tmp_path / "run", data=str(tmp_path / "images"), stream=True, workers=1,
+                                 cuda_graphs="on", steps=8))
+    trainer.fit()
+    assert trainer.gan_step.graph.recorded
+
+
+def test_a_step_that_cannot_be_recorded_is_one_clear_error():
+    """In a process of its own: a failed recording leaves PyTorch's CUDA random generator unusable."""
+    import subprocess
+    import sys
+
+    script = """
+import torch
+from ganforge.errors import ConfigError
+from ganforge.train.graphs import StepGraph
+def step(real_batches, labels):  # .item() waits for the GPU, which a recording cannot do
+    return real_batches[0] * real_batches[0].sum().item()
+graphed, x = StepGraph(step, warmup=1), torch.ones(4, device="cuda")
+graphed([x], [None])
+try:
+    graphed([x], [None])
+except ConfigError as e:
+    print(e)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("train with --cuda-graphs off"), done.stdout

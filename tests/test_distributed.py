@@ -21,6 +21,7 @@ from ganforge.train.distributed import Distributed, ShardedNoise
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 SETTINGS = dict(data="digits", model="mlp", resolution=8, width=32, latent_dim=8, batch=32, log_every=3,
+                device="cpu",  # gloo between CPU processes, also on a machine with a GPU
                 sample_every=6, checkpoint_every=6, keep_checkpoints=5, quiet=True,
                 precision="fp32",  # bf16 rounding differs between a batch of 32 and two of 16
                 augment="none")  # DiffAugment draws from a per-rank generator, so ranks augment differently
@@ -102,3 +103,13 @@ def test_global_batch_must_split_over_processes_and_sync_bn_needs_gpus(tmp_path)
         with pytest.raises(ConfigError, match="--sync-bn"):
             Trainer(TrainConfig(sync_bn=True, out=str(tmp_path / "run"))).fit()
         assert not (tmp_path / "run").exists()  # refused before the run directory is made
+
+
+def test_more_processes_than_gpus_is_one_clear_error(monkeypatch):
+    """torchrun --nproc_per_node=2 on a one-GPU machine: rank 1 would ask for cuda:1."""
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    for key, value in {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError, match=r"started 2 processes on this machine, which has 1 GPU\(s\): "
+                                          r"use --nproc_per_node=1, or train on CPUs with --device cpu"):
+        Distributed.from_env(torch.device("cuda"))

@@ -99,10 +99,11 @@ def test_best_checkpoint_loads_and_evaluates(tmp_path, monkeypatch):
 
     monkeypatch.setattr(evaluation, "headline", lambda result: ("modes", (0,)))  # the first evaluation stays best
     run = Trainer(points_config(tmp_path, steps=8, eval_every=4)).fit()
-    best, latest = load_run(run.dir, checkpoint="best"), load_run(run.dir)
+    device = str(run.device)  # the same kernels as the finished run, also on a GPU
+    best, latest = load_run(run.dir, device, checkpoint="best"), load_run(run.dir, device)
     assert torch.equal(latest.sample(16), run.sample(16))
     assert not torch.equal(best.sample(16), latest.sample(16))  # step 4's G, not step 8's
-    assert torch.equal(load_run(run.dir, checkpoint=4).sample(16), best.sample(16))
+    assert torch.equal(load_run(run.dir, device, checkpoint=4).sample(16), best.sample(16))
     with pytest.raises(CheckpointError, match="step 5"):
         load_run(run.dir, checkpoint=5)
     r = subprocess.run([sys.executable, "-m", "ganforge", "eval", str(run.dir), "--checkpoint", "best"],

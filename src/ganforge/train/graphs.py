@@ -17,6 +17,11 @@ replays them all at once. What a replay needs, and so what `blockers` checks fir
 A replay draws fresh noise: PyTorch advances the random generator's offset at every replay. After a
 checkpoint is loaded the optimisers hold new state tensors, so the trainer calls `reset()` and the
 step is recorded again.
+
+The recording watches only this thread, so the DataLoader's pin-memory thread may go on working.
+A recording that fails leaves PyTorch's CUDA random generator unusable in this process (every later
+draw raises), so there is no falling back to op by op: the run stops with one line that names
+--cuda-graphs off, before its first checkpoint.
 """
 
 from __future__ import annotations
@@ -78,7 +83,7 @@ class CudaRecorder:
     def record(self, fn):
         """Record `fn`'s kernels without running them; returns (replay, the output tensor replay fills)."""
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             out = fn()
         return graph.replay, out
 
@@ -116,11 +121,10 @@ class StepGraph:
         k = len(real_batches)
         try:
             self.replay, self.output = self.recorder.record(lambda: self.step(self.inputs[:k], self.inputs[k:]))
-        except RuntimeError as e:  # an op that cannot be recorded: train on, op by op
-            log.warning("the step could not be recorded as a CUDA graph, so it runs op by op: %s",
-                        str(e).splitlines()[0] if str(e) else type(e).__name__)
-            self.warmup = float("inf")
-            return self.recorder.warm(lambda: self.step(real_batches, labels))
+        except RuntimeError as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise ConfigError(f"the training step could not be recorded as a CUDA graph ({reason}): "
+                              "train with --cuda-graphs off") from e
         return self(real_batches, labels)
 
 
