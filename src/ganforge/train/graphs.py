@@ -20,8 +20,8 @@ step is recorded again.
 
 The recording watches only this thread, so the DataLoader's pin-memory thread may go on working.
 A recording that fails leaves PyTorch's CUDA random generator unusable in this process (every later
-draw raises), so there is no falling back to op by op: the run stops with one line that names
---cuda-graphs off, before its first checkpoint.
+draw raises), so there is no falling back to op by op: the run stops, its checkpoints intact, with one
+line that names --cuda-graphs off.
 """
 
 from __future__ import annotations
