@@ -55,8 +55,7 @@ class Distributed:
             rank, world_size, owns = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")), True
         if world_size == 1:
             return cls()
-        gpus = torch.cuda.device_count() if device.type == "cuda" else 0
-        if device.type == "cuda" and local_rank >= gpus:  # one GPU per process
+        if device.type == "cuda" and local_rank >= (gpus := torch.cuda.device_count()):  # one GPU per process
             per_node = os.environ.get("LOCAL_WORLD_SIZE", str(local_rank + 1))
             raise ConfigError(f"torchrun started {per_node} processes on this machine, which has {gpus} GPU(s): "
                               f"use --nproc_per_node={gpus}, or train on CPUs with --device cpu")

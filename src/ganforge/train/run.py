@@ -25,16 +25,19 @@ def eval_mode(G: nn.Module):
         G.train(was_training)
 
 
+def chunks(z: torch.Tensor, labels: torch.Tensor | None, device: torch.device | str, chunk: int):
+    """(noise, G's extra arguments) in slices of `chunk` rows on `device`: the labels for a conditional G."""
+    for start in range(0, len(z), chunk):
+        y = () if labels is None else (labels[start:start + chunk].to(device),)
+        yield z[start:start + chunk].to(device), y
+
+
 @torch.no_grad()
 def generate(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None, device: torch.device | str = "cpu",
              chunk: int = 500) -> torch.Tensor:
     """G(z) (or G(z, labels) for a conditional G) in evaluation mode, in chunks, as float on the CPU."""
-    out = []
     with eval_mode(G):
-        for start in range(0, len(z), chunk):
-            y = () if labels is None else (labels[start:start + chunk].to(device),)
-            out.append(G(z[start:start + chunk].to(device), *y).float().cpu())
-    return torch.cat(out)
+        return torch.cat([G(zc, *y).float().cpu() for zc, y in chunks(z, labels, device, chunk)])
 
 
 @torch.no_grad()  # forward-mode derivatives need no graph
@@ -51,9 +54,7 @@ def stretch(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None, d
     dim, out = z.shape[1], []
     basis = dim <= directions
     with eval_mode(G):
-        for start in range(0, len(z), chunk):
-            zc = z[start:start + chunk].to(device)
-            y = () if labels is None else (labels[start:start + chunk].to(device),)
+        for zc, y in chunks(z, labels, device, chunk):
             total = torch.zeros(len(zc), device=device)
             for k in range(dim if basis else directions):
                 if basis:
