@@ -54,16 +54,31 @@ def test_quality_precision_section_compares_auto_with_fp32(digits_cache):
     assert table["fd_ratio_auto_to_fp32"] == round(table["auto"]["fd"] / table["fp32"]["fd"], 3)
 
 
-def test_gpu_benchmark_summarises_a_bench_report():
-    """benchmarks/gpu.py needs a GPU to run; what it reads from each `ganforge bench` report is checked here."""
+def load_benchmark(name: str):
     import importlib.util
 
+    spec = importlib.util.spec_from_file_location(name.removesuffix(".py"), ROOT / "benchmarks" / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_fashion_comparison_judges_the_mean_ratio_over_seeds():
+    """Training the Fashion-MNIST pairs takes 20 CPU-minutes a seed; how the seeds are summed up is checked here."""
+    quality = load_benchmark("quality.py")
+    pair = lambda seed, ratio: {"seed": seed, "protocol": {"n_fake": 10}, "ganforge": {}, "classic": {}, "fd_ratio": ratio}
+    out = quality.summarise_fashion([pair(0, 0.25), pair(1, 0.33)])
+    assert out["seeds"] == [0, 1] and out["fd_ratio_mean"] == 0.29 and out["fd_ratio_worst"] == 0.33
+    assert out["target_met_by_mean"] is True and all("protocol" not in r for r in out["runs"])
+    assert quality.summarise_fashion([pair(0, 0.25), pair(1, 0.36)])["target_met_by_mean"] is False
+
+
+def test_gpu_benchmark_summarises_a_bench_report():
+    """benchmarks/gpu.py needs a GPU to run; what it reads from each `ganforge bench` report is checked here."""
     from ganforge import TrainConfig
     from ganforge.bench.measure import bench
 
-    spec = importlib.util.spec_from_file_location("gpu_benchmark", ROOT / "benchmarks" / "gpu.py")
-    gpu = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gpu)
+    gpu = load_benchmark("gpu.py")
     config = TrainConfig(data="digits", resolution=8, width=8, latent_dim=8, batch=16, precision="fp32", steps=1,
                          device="cpu")
     report = bench(config, steps=2, warmup=1, chunk=1, profile=True)
