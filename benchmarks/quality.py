@@ -195,7 +195,7 @@ def fashion_pair(data, budget: float, clock, n: int, seed: int, out_dir: Path) -
         steps += 1
     wall = time.perf_counter() - wall
     r = evaluate(classic_sampler(loop.G, run.config.latent_dim, 1000 + seed), "fashion-mnist", n=n)
-    result["classic"] = {"steps": steps, "images_seen": steps * 64, "train_wall_s": round(wall, 1),
+    result["classic"] = {"steps": steps, "images_seen": steps * loop.batch, "train_wall_s": round(wall, 1),
                          **image_result(r)}
     print(f"fashion-mnist seed {seed} classic: {result['classic']}", file=sys.stderr)
     result["fd_ratio"] = round(result["ganforge"]["fd"] / result["classic"]["fd"], 4)

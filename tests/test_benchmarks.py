@@ -66,7 +66,10 @@ def load_benchmark(name: str):
 def test_fashion_comparison_judges_the_mean_ratio_over_seeds():
     """Training the Fashion-MNIST pairs takes 20 CPU-minutes a seed; how the seeds are summed up is checked here."""
     quality = load_benchmark("quality.py")
-    pair = lambda seed, ratio: {"seed": seed, "protocol": {"n_fake": 10}, "ganforge": {}, "classic": {}, "fd_ratio": ratio}
+
+    def pair(seed, ratio):
+        return {"seed": seed, "protocol": {"n_fake": 10}, "ganforge": {}, "classic": {}, "fd_ratio": ratio}
+
     out = quality.summarise_fashion([pair(0, 0.25), pair(1, 0.33)])
     assert out["seeds"] == [0, 1] and out["fd_ratio_mean"] == 0.29 and out["fd_ratio_worst"] == 0.33
     assert out["target_met_by_mean"] is True and all("protocol" not in r for r in out["runs"])
