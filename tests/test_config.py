@@ -19,6 +19,9 @@ def test_yaml_round_trip(tmp_path):
     ({"precision": "fp8"}, "use one of auto, fp32"),
     ({"steps": 5, "epochs": 1.0}, "only one"),
     ({"betas": (0.5, 1.5)}, "betas"),
+    ({"latent_components": -1}, "--latent-components must be a whole number >= 0"),
+    ({"latent_components": True}, "--latent-components must be a whole number >= 0"),
+    ({"latent_components": 8, "latent_dim": 1}, "--latent-components needs --latent-dim 2 or more"),
 ])
 def test_invalid_values_are_named(values, message):
     with pytest.raises(ConfigError, match=message):
@@ -102,11 +105,24 @@ def test_resuming_an_older_run_keeps_what_it_trained_with(tmp_path):
     # not with the presets added since (translation for digits)
     old = TrainConfig(data="digits", steps=10).resolve(1797, (1, 16, 16)).to_dict()
     old.pop("lr_decay")
+    old.pop("latent_components")
     old["augment"] = None
     import yaml
 
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(old))
     resumed = TrainConfig.from_run(tmp_path).resolve(1797, (1, 16, 16))
-    assert resumed.lr_decay == 0.0 and not resumed.augment
+    assert resumed.lr_decay == 0.0 and not resumed.augment and resumed.latent_components == 0
     fresh = TrainConfig.from_yaml(tmp_path / "config.yaml").resolve(1797, (1, 16, 16))  # a replayed file: today's defaults
     assert fresh.augment == "translation"
+
+
+def test_grid25_runs_saved_before_latent_components_resume_without_them(tmp_path):
+    import yaml
+
+    old = TrainConfig(data="grid25").resolve(100_000, (2,)).to_dict()
+    assert old["latent_components"] == 50 and old["latent_dim"] == 3  # today's preset
+    old.pop("latent_components")
+    old["latent_dim"] = 2
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(old))
+    resumed = TrainConfig.from_run(tmp_path).resolve(100_000, (2,))
+    assert resumed.latent_components == 0 and resumed.latent_dim == 2  # the G its checkpoint holds

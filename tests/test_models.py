@@ -4,6 +4,7 @@ import torch
 from ganforge.errors import ConfigError
 from ganforge.models import build
 from ganforge.models.dcgan import SUPPORTED, LatentProjection
+from ganforge.models.mlp import LatentComponents
 
 
 @pytest.mark.parametrize("resolution", [8, 16, 28, 32, 64])
@@ -66,3 +67,33 @@ def test_mlp_points_are_unbounded_images_bounded():
 def test_unknown_model():
     with pytest.raises(ConfigError, match="mlp, dcgan"):
         build("stylegan9", (1, 8, 8), latent_dim=4)
+
+
+def test_latent_components_are_equally_likely_gaussians_picked_by_the_first_coordinate():
+    torch.manual_seed(0)
+    split = LatentComponents(10, latent_dim=3)
+    z = torch.randn(50_000, 3)
+    k = split.component(z)
+    assert (torch.bincount(k, minlength=10) - 5000).abs().max() < 300  # binomial sd 67: each a tenth
+    # the first coordinate's Gaussian quantile decides: 5% and 15% fall in the first two tenths, 99.9% in the last
+    quantiles = torch.special.ndtri(torch.tensor([0.05, 0.15, 0.999]))
+    assert split.component(torch.stack([quantiles, torch.zeros(3), torch.zeros(3)], dim=1)).tolist() == [0, 1, 9]
+    out = split(z)
+    assert out.shape == (50_000, 2)
+    for c in (0, 7):  # each component is N(mu_c, sigma_c^2) in the other coordinates
+        mine = out[k == c]
+        assert torch.allclose(mine.mean(0), split.mu[c].detach(), atol=0.02)
+        assert torch.allclose(mine.std(0), split.log_sigma[c].exp().detach(), rtol=0.05)
+
+
+def test_generator_with_components_learns_their_centres_and_spreads():
+    G, D = build("mlp", (2,), latent_dim=3, components=6)
+    z = torch.randn(4, 3)
+    z[:, 0] = torch.special.ndtri(torch.tensor(0.5 / 6))  # all four in component 0
+    G(z).pow(2).sum().backward()
+    grads = G.components.mu.grad.abs().sum(1)
+    assert grads[0] > 0 and grads[1:].eq(0).all()  # only the component that was drawn moves
+    assert G.components.log_sigma.grad[0].abs().sum() > 0
+    assert D(G(torch.randn(5, 3))).shape == (5,)
+    with pytest.raises(ConfigError, match="--latent-components works with the mlp model"):
+        build("dcgan", (1, 16, 16), latent_dim=8, components=4)

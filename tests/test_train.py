@@ -119,3 +119,11 @@ def test_cli_user_errors_are_one_line(tmp_path, args, message):
     assert r.returncode == 2
     assert message in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_latent_components_survive_saving_and_loading(tmp_path):
+    cfg = tiny_config(tmp_path, data="ring8", model="mlp", resolution=None, latent_components=4, latent_dim=3)
+    trained = Trainer(cfg).fit()
+    loaded = load_run(trained.dir)
+    assert loaded.config.latent_components == 4 and loaded.G.components.components == 4
+    assert torch.equal(loaded.sample(50, seed=2), trained.sample(50, seed=2))

@@ -18,13 +18,15 @@ MODELS = ("mlp", "dcgan", "resnet")
 
 
 def build(name: str, data_shape: tuple[int, ...], *, latent_dim: int, width: int | None = None,
-          d_norm: str = "batch", num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
+          d_norm: str = "batch", num_classes: int = 0, components: int = 0) -> tuple[nn.Module, nn.Module]:
     """Return (G, D) of model family `name` for samples of shape `data_shape` ((C, H, W) or (2,));
-    class-conditional ones for `num_classes` > 0."""
+    class-conditional ones for `num_classes` > 0; `components` > 0 splits the mlp G's noise (models/mlp.py)."""
+    if components and name != "mlp":
+        raise ConfigError(f"--latent-components works with the mlp model, not {name}: drop it or use --model mlp")
     if name == "mlp":
         from ganforge.models.mlp import MLPDiscriminator, MLPGenerator
         hidden = width or (256 if len(data_shape) == 1 else 512)
-        return (MLPGenerator(latent_dim, data_shape, hidden, num_classes=num_classes),
+        return (MLPGenerator(latent_dim, data_shape, hidden, num_classes=num_classes, components=components),
                 MLPDiscriminator(data_shape, hidden, norm=d_norm, num_classes=num_classes))
     if name == "dcgan":
         from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator, check_image_shape

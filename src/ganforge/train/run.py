@@ -231,7 +231,8 @@ def load_run(path: str | Path, device: str = "cpu", checkpoint: str | int | None
 
     def generator(prefix):
         G, _ = build(config.model, shape, latent_dim=meta["latent_dim"], width=config.width,
-                     d_norm=config.d_norm or "batch", num_classes=len(classes) if classes else 0)
+                     d_norm=config.d_norm or "batch", num_classes=len(classes) if classes else 0,
+                     components=config.latent_components or 0)
         load_module(prefix, G, tensors)
         return G.to(device)
 

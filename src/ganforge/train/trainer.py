@@ -231,7 +231,8 @@ class Trainer:
             from ganforge.models import build
             with explain_out_of_memory("building the models", "use a smaller --width or --latent-dim"):
                 self.G, self.D = build(cfg.model, self.dataset.shape, latent_dim=cfg.latent_dim, width=cfg.width,
-                                       d_norm=cfg.d_norm, num_classes=num_classes)
+                                       d_norm=cfg.d_norm, num_classes=num_classes,
+                                       components=cfg.latent_components)
         self.latent_dim = getattr(self.G, "latent_dim", cfg.latent_dim)
         self.G.to(self.device).train()
         self.D.to(self.device).train()
