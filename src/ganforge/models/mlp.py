@@ -51,9 +51,9 @@ class MLPGenerator(nn.Module):
         self.out_shape = tuple(out_shape)
         self.is_image = len(out_shape) == 3
         self.components = LatentComponents(components, latent_dim) if components else None
-        width = self.components.out_dim if components else latent_dim
-        self.embed = ClassEmbedding(num_classes, width) if num_classes else None
-        blocks, width = [], width * (2 if num_classes else 1)
+        noise_width = self.components.out_dim if components else latent_dim  # what reaches the first layer
+        self.embed = ClassEmbedding(num_classes, noise_width) if num_classes else None
+        blocks, width = [], noise_width * (2 if num_classes else 1)
         for _ in range(layers):
             blocks += [nn.Linear(width, hidden), nn.ReLU(inplace=True)]
             width = hidden
