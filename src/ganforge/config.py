@@ -47,9 +47,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # 3.09 on the same machine) and width 40 + hinge (3.50 / 3.55). At a fixed step count, width 48 or 32, batch 16,
     # the hinge loss or EMA 0.998 were within a seed's noise; RaGAN, LSGAN, spectral norm, R1, betas (0, 0.99), D at
     # 1.6e-3, two D steps and width 96 were worse (5,000 samples, one seed each). Also worse at 600 CPU-s (seeds 0 / 1,
-    # 10,000 samples; this preset 3.79 / 3.45 in the same session): a 12-D latent 4.18 / 3.53, a minibatch-std
+    # 10,000 samples; this preset 3.79 / 3.45 on the same machine): a 12-D latent 4.18 / 3.53, a minibatch-std
     # feature in D 4.74 / 4.31, top-k G updates (the whole batch down to half over 5,000 steps) 4.17 / 4.28,
-    # consistency regularisation on shifted reals 15.5 / 16.7, G at width 96 4.26 / 4.26; real labels of 0.9 gave
+    # consistency regularisation on shifted reals 15.5 / 16.7, G at width 96 (D 64) 4.26 / 4.26; real labels of 0.9 gave
     # 3.59 / 3.59, no better.
     # Averages of one run's G: EMA 0.998 3.79 / 3.38, 0.999 3.79 / 3.45, as long as the warm-up allows 3.84 / 3.54
     "fashion-mnist": {"batch": 32, "steps": 10000, "lr": 4e-4, "lr_d": 8e-4, "latent_dim": 16},
