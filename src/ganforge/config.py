@@ -226,6 +226,13 @@ class TrainConfig:
             if not math.isfinite(v) or v <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be greater than 0, got {v}")
 
+        def whole(name, zero=""):
+            """A count that may be 0; `zero` says what 0 means."""
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+                meaning = f" ({zero})" if zero else ""
+                raise ConfigError(f"--{name.replace('_', '-')} must be a whole number >= 0{meaning}, got {v!r}")
+
         for name in ("latent_dim", "width", "d_steps", "g_steps", "batch", "steps", "resolution",
                      "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "eval_every", "eval_n"):
             positive(name)
@@ -235,10 +242,7 @@ class TrainConfig:
                                           or not 0 <= self.lr_decay <= 1):
             raise ConfigError(f"--lr-decay must be a fraction in [0, 1] such as 0.5 (0 = off), got {self.lr_decay!r}")
         positive("r1_every")
-        if self.latent_components is not None and (isinstance(self.latent_components, bool)
-                                                   or not isinstance(self.latent_components, int)
-                                                   or self.latent_components < 0):
-            raise ConfigError(f"--latent-components must be a whole number >= 0 (0 = off), got {self.latent_components!r}")
+        whole("latent_components", "0 = off")
         if self.latent_components and self.latent_dim is not None and self.latent_dim < 2:
             raise ConfigError(f"--latent-components needs --latent-dim 2 or more (one coordinate picks the component), "
                               f"got {self.latent_dim}: raise --latent-dim or pass --latent-components 0")
@@ -252,10 +256,8 @@ class TrainConfig:
         if self.augment not in (None, "", "none"):
             from ganforge.augment import parse_policy
             parse_policy(self.augment)
-        if self.workers is not None and (isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0):
-            raise ConfigError(f"--workers must be a whole number >= 0 (0 decodes in the training process), got {self.workers!r}")
-        if isinstance(self.max_rollbacks, bool) or not isinstance(self.max_rollbacks, int) or self.max_rollbacks < 0:
-            raise ConfigError(f"--max-rollbacks must be a whole number >= 0, got {self.max_rollbacks!r}")
+        whole("workers", "0 decodes in the training process")
+        whole("max_rollbacks")
         if not isinstance(self.data, str) or not self.data:
             raise ConfigError("--data must name a dataset or a folder")
         choices = {"loss": LOSSES, "model": MODELS, "precision": PRECISIONS, "device": DEVICES,
