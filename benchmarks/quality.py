@@ -64,7 +64,7 @@ class Budget(Callback):
 
     def on_step(self, trainer):
         if self.clock() - self.start >= self.seconds:
-            trainer.config.steps = trainer.step  # the loop ends after this step (and saves a checkpoint)
+            trainer.config.steps = trainer.step  # the loop ends after this step; the Run stays in memory, unsaved
 
     def on_end(self, trainer):
         self.wall = time.perf_counter() - self.wall

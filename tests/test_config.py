@@ -22,6 +22,7 @@ def test_yaml_round_trip(tmp_path):
     ({"latent_components": -1}, "--latent-components must be a whole number >= 0"),
     ({"latent_components": True}, "--latent-components must be a whole number >= 0"),
     ({"latent_components": 8, "latent_dim": 1}, "--latent-components needs --latent-dim 2 or more"),
+    ({"d_hidden": -4}, "--d-hidden must be a whole number >= 0"),
 ])
 def test_invalid_values_are_named(values, message):
     with pytest.raises(ConfigError, match=message):
@@ -126,3 +127,21 @@ def test_grid25_runs_saved_before_latent_components_resume_without_them(tmp_path
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(old))
     resumed = TrainConfig.from_run(tmp_path).resolve(100_000, (2,))
     assert resumed.latent_components == 0 and resumed.latent_dim == 2  # the G its checkpoint holds
+
+
+def test_fashion_mnist_preset_gives_the_dcgan_d_its_hidden_head_only():
+    shape = (1, 28, 28)
+    assert TrainConfig(data="fashion-mnist").resolve(60000, shape).d_hidden == 128
+    assert TrainConfig(data="fashion-mnist", model="resnet").resolve(60000, shape).d_hidden == 0
+    assert TrainConfig(data="fashion-mnist", conditional=True).resolve(60000, shape).d_hidden == 0
+    assert TrainConfig(data="fashion-mnist", d_hidden=0).resolve(60000, shape).d_hidden == 0
+    assert TrainConfig(data="mnist").resolve(60000, shape).d_hidden == 0
+
+
+def test_fashion_mnist_runs_saved_before_the_hidden_head_resume_with_the_linear_one(tmp_path):
+    import yaml
+
+    old = TrainConfig(data="fashion-mnist").resolve(60000, (1, 28, 28)).to_dict()
+    old.pop("d_hidden")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(old))
+    assert TrainConfig.from_run(tmp_path).resolve(60000, (1, 28, 28)).d_hidden == 0  # the D its checkpoint holds

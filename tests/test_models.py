@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch import nn
 
 from ganforge.errors import ConfigError
 from ganforge.models import build
@@ -97,3 +98,23 @@ def test_generator_with_components_learns_their_centres_and_spreads():
     assert D(G(torch.randn(5, 3))).shape == (5,)
     with pytest.raises(ConfigError, match="--latent-components works with the mlp model"):
         build("dcgan", (1, 16, 16), latent_dim=8, components=4)
+
+
+def test_dcgan_d_with_a_hidden_head_judges_features_non_linearly():
+    torch.manual_seed(0)
+    _, D = build("dcgan", (1, 28, 28), latent_dim=8, width=8, d_hidden=12)
+    _, linear = build("dcgan", (1, 28, 28), latent_dim=8, width=8)
+    head = D.net[-1]
+    assert [type(m).__name__ for m in head] == ["Flatten", "Linear", "LeakyReLU", "Linear"]
+    assert head[1].in_features == 16 * 7 * 7 and head[1].out_features == 12
+    assert isinstance(linear.net[-1], nn.Conv2d)  # DCGAN's own head unless asked
+    x = torch.randn(5, 1, 28, 28)
+    assert D(x).shape == (5,)
+    # the head is not linear in the features: negating them does not negate the logit, as DCGAN's head would
+    features = D.net[:-1](x)
+    assert torch.allclose(linear.net[-1](-features), -linear.net[-1](features))
+    assert not torch.allclose(head(-features), -head(features), rtol=0.1)
+    _, Dc = build("dcgan", (1, 28, 28), latent_dim=8, width=8, d_hidden=12, num_classes=3)
+    assert Dc(x, torch.tensor([0, 1, 2, 0, 1])).shape == (5,)  # the projection reads the same features
+    with pytest.raises(ConfigError, match="--d-hidden works with the dcgan model"):
+        build("resnet", (1, 32, 32), latent_dim=8, d_hidden=12)

@@ -98,12 +98,13 @@ def test_bad_ema_is_a_config_error(tmp_path, value):
 
 
 # ---------------------------------------------------------------- spectral normalisation
-@pytest.mark.parametrize("model,shape", [("mlp", (2,)), ("dcgan", (1, 16, 16))])
-def test_spectral_norm_makes_d_ignore_weight_scale(model, shape):
-    """Each layer is divided by its largest singular value: scaling the raw weights changes nothing."""
+@pytest.mark.parametrize("model,shape,d_hidden", [("mlp", (2,), 0), ("dcgan", (1, 16, 16), 0), ("dcgan", (1, 16, 16), 16)])
+def test_spectral_norm_makes_d_ignore_weight_scale(model, shape, d_hidden):
+    """Each layer (the hidden head's too) is divided by its largest singular value: scaling the raw weights
+    changes nothing."""
     torch.manual_seed(0)
-    _, D = build(model, shape, latent_dim=4, width=8, d_norm="spectral")
-    _, plain = build(model, shape, latent_dim=4, width=8, d_norm="none")
+    _, D = build(model, shape, latent_dim=4, width=8, d_norm="spectral", d_hidden=d_hidden)
+    _, plain = build(model, shape, latent_dim=4, width=8, d_norm="none", d_hidden=d_hidden)
     assert any("parametrizations" in name for name, _ in D.named_parameters())
     x = torch.randn(5, *shape)
     for _ in range(30):  # power iterations converge while D runs in training mode

@@ -18,11 +18,15 @@ MODELS = ("mlp", "dcgan", "resnet")
 
 
 def build(name: str, data_shape: tuple[int, ...], *, latent_dim: int, width: int | None = None,
-          d_norm: str = "batch", num_classes: int = 0, components: int = 0) -> tuple[nn.Module, nn.Module]:
+          d_norm: str = "batch", num_classes: int = 0, components: int = 0,
+          d_hidden: int = 0) -> tuple[nn.Module, nn.Module]:
     """Return (G, D) of model family `name` for samples of shape `data_shape` ((C, H, W) or (2,));
-    class-conditional ones for `num_classes` > 0; `components` > 0 splits the mlp G's noise (models/mlp.py)."""
+    class-conditional ones for `num_classes` > 0; `components` > 0 splits the mlp G's noise (models/mlp.py);
+    `d_hidden` > 0 gives the dcgan D a hidden layer in its head (models/dcgan.py)."""
     if components and name != "mlp":
         raise ConfigError(f"--latent-components works with the mlp model, not {name}: drop it or use --model mlp")
+    if d_hidden and name != "dcgan":
+        raise ConfigError(f"--d-hidden works with the dcgan model, not {name}: drop it or use --model dcgan")
     if name == "mlp":
         from ganforge.models.mlp import MLPDiscriminator, MLPGenerator
         hidden = width or (256 if len(data_shape) == 1 else 512)
@@ -33,7 +37,7 @@ def build(name: str, data_shape: tuple[int, ...], *, latent_dim: int, width: int
         check_image_shape(data_shape)
         base = width or 64
         return (DCGANGenerator(latent_dim, data_shape, base, num_classes=num_classes),
-                DCGANDiscriminator(data_shape, base, norm=d_norm, num_classes=num_classes))
+                DCGANDiscriminator(data_shape, base, norm=d_norm, num_classes=num_classes, hidden=d_hidden))
     if name == "resnet":  # SNGAN-style; D has spectral norm and no normalisation layers, so d_norm does not apply
         from ganforge.models.resnet import ResNetDiscriminator, ResNetGenerator, check_image_shape
         check_image_shape(data_shape)

@@ -4,6 +4,11 @@ weights drawn from N(0, 0.02).
 Any square resolution r = b * 2^n with b in 4..7 and 8 <= r <= 128 works (28 = 7 * 4, 64 = 4 * 16):
 G starts from a b x b map and doubles n times; D mirrors it.
 
+D's head is one linear map of its last feature map to the logit, as in DCGAN; with hidden > 0 it is a small
+MLP instead (features -> hidden units -> logit, the InfoGAN-style head of Lucic et al. 2018), which lets D judge
+the whole image's shape non-linearly: on Fashion-MNIST it raised the samples' precision more than any other
+change measured (config.py).
+
 Class-conditional (num_classes > 0): G gets a class embedding concatenated to z (the classic
 conditional DCGAN input), D a projection head on its last feature map, sum-pooled. (Conditional
 BatchNorm in G, as in `resnet`, let D win early and learnt the classes far more slowly here.)
@@ -105,7 +110,8 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
 
 
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, in_shape: tuple[int, int, int], width: int = 64, norm: str = "batch", num_classes: int = 0):
+    def __init__(self, in_shape: tuple[int, int, int], width: int = 64, norm: str = "batch", num_classes: int = 0,
+                 hidden: int = 0):
         super().__init__()
         channels, resolution, _ = in_shape
         base, doublings = plan(resolution)
@@ -113,14 +119,18 @@ class DCGANDiscriminator(nn.Module):
         layers = [nn.Conv2d(channels, widths[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
         for c_in, c_out in zip(widths, widths[1:]):
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), norm_layer(norm, c_out), nn.LeakyReLU(0.2, inplace=True)]
-        layers.append(nn.Conv2d(widths[-1], 1, base, 1, 0, bias=False))
+        if hidden:
+            layers.append(nn.Sequential(nn.Flatten(), nn.Linear(widths[-1] * base * base, hidden),
+                                        nn.LeakyReLU(0.2, inplace=True), nn.Linear(hidden, 1)))
+        else:
+            layers.append(nn.Conv2d(widths[-1], 1, base, 1, 0, bias=False))
         self.net = nn.Sequential(*layers)  # features, then the head net[-1]: one logit from the b x b map
         self.apply(dcgan_init)
         wrap = lambda m: m  # noqa: E731
         if norm == "spectral":
             from ganforge.models.norms import spectral
-            for layer in self.net:
-                if isinstance(layer, nn.Conv2d):
+            for layer in list(self.net.modules()):
+                if isinstance(layer, (nn.Conv2d, nn.Linear)):
                     spectral(layer)
             wrap = spectral
         self.projection = ProjectionHead(widths[-1], num_classes, wrap=wrap) if num_classes else None

@@ -232,7 +232,7 @@ class Trainer:
             with explain_out_of_memory("building the models", "use a smaller --width or --latent-dim"):
                 self.G, self.D = build(cfg.model, self.dataset.shape, latent_dim=cfg.latent_dim, width=cfg.width,
                                        d_norm=cfg.d_norm, num_classes=num_classes,
-                                       components=cfg.latent_components)
+                                       components=cfg.latent_components, d_hidden=cfg.d_hidden)
         self.latent_dim = getattr(self.G, "latent_dim", cfg.latent_dim)
         self.G.to(self.device).train()
         self.D.to(self.device).train()
